@@ -1,0 +1,346 @@
+"""In-process stand-ins for the servers around the filter (stdlib only).
+
+* ``LlmStandIn``: OpenAI-style chat completions upstream
+  (``POST /v1/chat/completions`` and Azure ``POST /openai/deployments/{d}/chat/completions``),
+  non-streaming and SSE streaming, with per-test faults (status code, delay, tool_calls answer).
+* ``EmbeddingStandIn``: one embedding provider flavour per instance
+  (``openai`` = OpenAI-compatible ``POST /v1/embeddings`` with ``Authorization: Bearer``,
+  ``azure`` = ``POST /openai/deployments/{d}/embeddings?api-version=...`` with ``api-key``,
+  ``mistral`` = ``POST /v1/embeddings`` with ``Authorization: Bearer`` and list input),
+  returning deterministic hashed bag-of-words vectors (see ``bow_embed``).
+
+Every stand-in runs a ``ThreadingHTTPServer`` on 127.0.0.1 on a free port in a daemon thread,
+records every request (path, headers, parsed JSON body) and can be reset between tests.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+DIM = 64
+STOPWORDS = frozenset(
+    "a an the of to is are was be and or in on at for with please me my i you your it this that "
+    "what how can could would".split()
+)
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def bow_tokens(text: str) -> list[str]:
+    return [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
+
+
+def bow_embed(text: str, dim: int = DIM) -> list[float]:
+    """Hashed bag of words, L2-normalised: same words in any order give the same vector."""
+    v = [0.0] * dim
+    for w in bow_tokens(text):
+        h = int.from_bytes(hashlib.sha256(w.encode()).digest()[:8], "little")
+        v[h % dim] += 1.0
+    n = math.sqrt(sum(x * x for x in v))
+    if n == 0.0:
+        v[0] = 1.0
+        return v
+    return [x / n for x in v]
+
+
+def cosine_distance(a: str, b: str) -> float:
+    """The distance RediSearch COSINE reports for the two texts' vectors (0 = same direction)."""
+    va, vb = bow_embed(a), bow_embed(b)
+    return 1.0 - sum(x * y for x, y in zip(va, vb))
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _StandIn:
+    """Common plumbing: server thread, request log, fault switches."""
+
+    name = "standin"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests: list[dict] = []
+        self.status: int | None = None  # force this HTTP status (e.g. 500, 429)
+        self.delay: float = 0.0  # sleep before answering (seconds)
+        standin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, fmt, *args):  # keep pytest output quiet
+                pass
+
+            def do_POST(self):  # noqa: N802
+                standin._handle(self)
+
+            def do_GET(self):  # noqa: N802
+                standin._handle(self)
+
+        self.server = _Server(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self._thread = threading.Thread(target=self.server.serve_forever, name=self.name, daemon=True)
+        self._thread.start()
+
+    # -- control -------------------------------------------------------------------------------
+    def reset(self) -> None:
+        with self._lock:
+            self.requests.clear()
+        self.status = None
+        self.delay = 0.0
+
+    @property
+    def calls(self) -> int:
+        with self._lock:
+            return len(self.requests)
+
+    def last(self) -> dict:
+        with self._lock:
+            return self.requests[-1]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    # -- plumbing --------------------------------------------------------------------------------
+    def _read(self, h: BaseHTTPRequestHandler) -> dict:
+        n = int(h.headers.get("content-length") or 0)
+        raw = h.rfile.read(n) if n else b""
+        if not n and h.headers.get("transfer-encoding", "").lower() == "chunked":
+            raw = _read_chunked(h.rfile)
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        u = urlsplit(h.path)
+        rec = {
+            "method": h.command,
+            "path": u.path,
+            "query": {k: v[0] for k, v in parse_qs(u.query).items()},
+            "headers": {k.lower(): v for k, v in h.headers.items()},
+            "raw": raw,
+            "json": body,
+            "time": time.time(),
+        }
+        with self._lock:
+            self.requests.append(rec)
+        return rec
+
+    @staticmethod
+    def _send_json(h: BaseHTTPRequestHandler, status: int, obj, extra_headers=None) -> None:
+        data = json.dumps(obj).encode()
+        h.send_response(status)
+        h.send_header("content-type", "application/json")
+        h.send_header("content-length", str(len(data)))
+        for k, v in (extra_headers or {}).items():
+            h.send_header(k, v)
+        h.end_headers()
+        h.wfile.write(data)
+
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        raise NotImplementedError
+
+
+def _read_chunked(f) -> bytes:
+    out = b""
+    while True:
+        size = int(f.readline().strip().split(b";")[0], 16)
+        if size == 0:
+            f.readline()
+            return out
+        out += f.read(size)
+        f.readline()
+
+
+def _error_body(status: int, message: str) -> dict:
+    return {"error": {"message": message, "type": "standin_error", "code": status}}
+
+
+_AZURE_CHAT = re.compile(r"^/openai/deployments/([^/]+)/chat/completions$")
+_AZURE_EMB = re.compile(r"^/openai/deployments/([^/]+)/embeddings$")
+
+
+def last_user_text(body: dict) -> str:
+    for m in reversed(body.get("messages") or []):
+        if m.get("role") == "user":
+            c = m.get("content")
+            if isinstance(c, list):
+                return " ".join(p.get("text", "") for p in c if isinstance(p, dict))
+            return str(c or "")
+    return ""
+
+
+class LlmStandIn(_StandIn):
+    """OpenAI chat completions upstream. Answers ``echo: <last user message>``.
+
+    Switches (reset by ``reset()``): ``status`` (answer this status with an error body),
+    ``delay`` (seconds before answering), ``tool_calls`` (answer with a tool call),
+    ``stream_chunk_delay`` (seconds between SSE chunks).
+    """
+
+    name = "llm-standin"
+
+    def __init__(self) -> None:
+        self.tool_calls = False
+        self.stream_chunk_delay = 0.0
+        super().__init__()
+
+    def reset(self) -> None:
+        super().reset()
+        self.tool_calls = False
+        self.stream_chunk_delay = 0.0
+
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        rec = self._read(h)
+        n = self.calls
+        path = rec["path"]
+        if h.command != "POST" or not (path == "/v1/chat/completions" or _AZURE_CHAT.match(path)):
+            return self._send_json(h, 404, _error_body(404, f"no route {h.command} {path}"))
+        if self.delay:
+            time.sleep(self.delay)
+        if self.status is not None:
+            return self._send_json(h, self.status, _error_body(self.status, "forced by test"),
+                                   {"x-standin-call": str(n)})
+        body = rec["json"]
+        if not isinstance(body, dict):
+            return self._send_json(h, 400, _error_body(400, "body is not JSON"))
+        m = _AZURE_CHAT.match(path)
+        model = body.get("model") or (m.group(1) if m else "unknown")
+        text = "echo: " + last_user_text(body)
+        cid = f"chatcmpl-standin-{n}"
+        created = 1700000000 + n
+        usage = {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}
+        if body.get("stream"):
+            return self._stream(h, body, cid, created, model, text, usage, n)
+        if self.tool_calls:
+            message = {
+                "role": "assistant", "content": None,
+                "tool_calls": [{"id": f"call_{n}", "type": "function",
+                                "function": {"name": "get_weather", "arguments": json.dumps({"q": text})}}],
+            }
+            finish = "tool_calls"
+        else:
+            message = {"role": "assistant", "content": text}
+            finish = "stop"
+        resp = {
+            "id": cid, "object": "chat.completion", "created": created, "model": model,
+            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+            "usage": usage,
+        }
+        self._send_json(h, 200, resp, {"x-standin-call": str(n)})
+
+    def _stream(self, h, body, cid, created, model, text, usage, n) -> None:
+        h.send_response(200)
+        h.send_header("content-type", "text/event-stream")
+        h.send_header("cache-control", "no-cache")
+        h.send_header("transfer-encoding", "chunked")
+        h.send_header("x-standin-call", str(n))
+        h.end_headers()
+
+        def chunk(delta, finish=None, extra=None):
+            c = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+                 "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+            if extra:
+                c.update(extra)
+            return c
+
+        events = [chunk({"role": "assistant", "content": ""})]
+        if self.tool_calls:
+            events.append(chunk({"tool_calls": [{"index": 0, "id": f"call_{n}", "type": "function",
+                                                 "function": {"name": "get_weather", "arguments": ""}}]}))
+            events.append(chunk({"tool_calls": [{"index": 0, "function": {"arguments": json.dumps({"q": text})}}]}))
+            events.append(chunk({}, "tool_calls"))
+        else:
+            words = text.split(" ")
+            for i, w in enumerate(words):
+                events.append(chunk({"content": w if i == 0 else " " + w}))
+            events.append(chunk({}, "stop"))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            events.append({"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+                           "choices": [], "usage": usage})
+        try:
+            for e in events:
+                self._write_chunk(h, b"data: " + json.dumps(e).encode() + b"\n\n")
+                if self.stream_chunk_delay:
+                    time.sleep(self.stream_chunk_delay)
+            self._write_chunk(h, b"data: [DONE]\n\n")
+            h.wfile.write(b"0\r\n\r\n")
+            h.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    @staticmethod
+    def _write_chunk(h, data: bytes) -> None:
+        h.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        h.wfile.flush()
+
+
+class EmbeddingStandIn(_StandIn):
+    """Embedding provider stand-in; ``flavor`` is ``openai`` | ``azure`` | ``mistral``."""
+
+    AZURE_API_VERSION_REQUIRED = True
+
+    def __init__(self, flavor: str = "openai", api_key: str = "test-embed-key", dim: int = DIM) -> None:
+        assert flavor in ("openai", "azure", "mistral"), flavor
+        self.flavor = flavor
+        self.api_key = api_key
+        self.dim = dim
+        self.name = f"embed-{flavor}-standin"
+        super().__init__()
+
+    def url(self, deployment: str = "embed", api_version: str = "2024-10-21") -> str:
+        """The URL to put in the policy (``embedding.url``)."""
+        if self.flavor == "azure":
+            return f"http://127.0.0.1:{self.port}/openai/deployments/{deployment}/embeddings?api-version={api_version}"
+        return f"http://127.0.0.1:{self.port}/v1/embeddings"
+
+    def _auth_ok(self, headers: dict) -> bool:
+        if self.flavor == "azure":
+            return headers.get("api-key") == self.api_key
+        return headers.get("authorization") == f"Bearer {self.api_key}"
+
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        rec = self._read(h)
+        path = rec["path"]
+        if h.command != "POST":
+            return self._send_json(h, 405, _error_body(405, "POST only"))
+        if self.flavor == "azure":
+            m = _AZURE_EMB.match(path)
+            if not m:
+                return self._send_json(h, 404, _error_body(404, f"no route {path}"))
+            if self.AZURE_API_VERSION_REQUIRED and "api-version" not in rec["query"]:
+                return self._send_json(h, 404, _error_body(404, "api-version query parameter missing"))
+        elif path != "/v1/embeddings":
+            return self._send_json(h, 404, _error_body(404, f"no route {path}"))
+        if not self._auth_ok(rec["headers"]):
+            return self._send_json(h, 401, _error_body(401, "bad or missing credentials"))
+        if self.delay:
+            time.sleep(self.delay)
+        if self.status is not None:
+            return self._send_json(h, self.status, _error_body(self.status, "forced by test"))
+        body = rec["json"]
+        if not isinstance(body, dict) or "input" not in body:
+            return self._send_json(h, 400, _error_body(400, "missing input"))
+        inputs = body["input"]
+        if isinstance(inputs, str):
+            if self.flavor == "mistral":
+                return self._send_json(h, 422, _error_body(422, "mistral stand-in expects input as a list"))
+            inputs = [inputs]
+        if not isinstance(inputs, list) or not all(isinstance(x, str) for x in inputs):
+            return self._send_json(h, 400, _error_body(400, "input must be a string or a list of strings"))
+        model = body.get("model") or "standin-embed"
+        data = [{"object": "embedding", "embedding": bow_embed(t, self.dim), "index": i}
+                for i, t in enumerate(inputs)]
+        ntok = sum(len(t.split()) for t in inputs)
+        resp = {"object": "list", "data": data, "model": model,
+                "usage": {"prompt_tokens": ntok, "total_tokens": ntok}}
+        if self.flavor == "mistral":
+            resp = {"id": f"embd-{self.calls}", **resp,
+                    "usage": {"prompt_tokens": ntok, "total_tokens": ntok, "completion_tokens": 0}}
+        self._send_json(h, 200, resp)
