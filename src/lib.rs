@@ -3,3 +3,13 @@
 pub mod core;
 #[cfg(target_arch = "wasm32")]
 mod host;
+
+#[cfg(target_arch = "wasm32")]
+proxy_wasm::main! {{
+    // Under `panic = "abort"` a panic kills the VM; log it at Critical so it is not silent.
+    std::panic::set_hook(Box::new(|info| {
+        let _ = proxy_wasm::hostcalls::log(proxy_wasm::types::LogLevel::Critical, &format!("semantic-cache panic: {info}"));
+    }));
+    proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Trace);
+    proxy_wasm::set_root_context(|_| -> Box<dyn proxy_wasm::traits::RootContext> { Box::new(host::root::Root::new()) });
+}}

@@ -1,0 +1,139 @@
+//! Root context: parses the policy once, defines metrics, loads the local model, and runs the
+//! store jobs that HTTP contexts enqueue (so a store survives the end of its stream).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{BufferType, ContextType, MetricType};
+
+use crate::core::flow::{check_store_reply, Level};
+use crate::core::metrics::{Metric, Timing};
+use crate::core::policy::{parse_policy, Policy, Provider};
+use crate::core::store_job::StoreJob;
+use crate::host::calls;
+use crate::host::http::Stream;
+use crate::host::local;
+
+const STORE_QUEUE: &str = "semantic_cache.store";
+
+/// Shared by the root context and its HTTP contexts (one VM = one thread: `Rc`).
+pub struct Shared {
+    pub policy: Result<Rc<Policy>, String>,
+    counters: Vec<Option<u32>>,
+    timings: Vec<Option<u32>>,
+    pub store_queue: Option<u32>,
+}
+
+impl Shared {
+    pub fn count(&self, m: Metric) {
+        if let Some(Some(id)) = self.counters.get(m.index()) {
+            calls::increment(*id);
+        }
+    }
+
+    pub fn time(&self, t: Timing, micros: u64) {
+        if let Some(Some(id)) = self.timings.get(t.index()) {
+            calls::record(*id, micros);
+        }
+    }
+}
+
+pub struct Root {
+    shared: Rc<Shared>,
+    /// Store callouts in flight: token -> policy used to check the reply.
+    stores: RefCell<Vec<u32>>,
+}
+
+impl Root {
+    pub fn new() -> Self {
+        Root {
+            shared: Rc::new(Shared { policy: Err("not configured".into()), counters: vec![], timings: vec![], store_queue: None }),
+            stores: RefCell::new(Vec::new()),
+        }
+    }
+}
+
+impl Context for Root {
+    fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize, _trailers: usize) {
+        let mut stores = self.stores.borrow_mut();
+        let Some(pos) = stores.iter().position(|t| *t == token) else { return };
+        stores.swap_remove(pos);
+        let Ok(policy) = &self.shared.policy else { return };
+        let reply = calls::call_response(num_headers, body_size);
+        match check_store_reply(policy, reply.as_ref().map(|(_, b)| b.as_slice())) {
+            Ok(()) => self.shared.count(Metric::StoreOk),
+            Err(e) => {
+                self.shared.count(Metric::StoreError);
+                calls::log(Level::Warn, &format!("store failed: {e}"));
+            }
+        }
+    }
+}
+
+impl RootContext for Root {
+    fn on_vm_start(&mut self, _size: usize) -> bool {
+        calls::log(Level::Info, &format!("semantic-cache {} starting", env!("CARGO_PKG_VERSION")));
+        true
+    }
+
+    fn on_configure(&mut self, size: usize) -> bool {
+        let counters = Metric::ALL.iter().map(|m| calls::define(MetricType::Counter, m.name())).collect();
+        let timings = Timing::ALL.iter().map(|t| calls::define(MetricType::Histogram, t.name())).collect();
+        let raw = calls::buffer(BufferType::PluginConfiguration, size);
+        let policy = parse_policy(&raw).map(Rc::new).map_err(|e| e.to_string());
+        let store_queue = calls::register_queue(STORE_QUEUE);
+        let shared = Shared { policy, counters, timings, store_queue };
+        match &shared.policy {
+            Ok(p) => {
+                if p.embedding.provider == Provider::Local {
+                    if let Err(e) = local::load(p.embedding.max_tokens, p.embedding.dimensions) {
+                        calls::log(Level::Error, &format!("local embedding model unavailable: {e}; requests will BYPASS"));
+                    }
+                }
+                calls::log(
+                    Level::Info,
+                    &format!(
+                        "policy loaded: provider={} dims={} threshold={} ttl={}s rules={}",
+                        p.embedding.provider.as_str(),
+                        p.embedding.dimensions,
+                        p.defaults.threshold,
+                        p.defaults.ttl_secs,
+                        p.rules.len()
+                    ),
+                );
+            }
+            Err(e) => {
+                shared.count(Metric::PolicyError);
+                calls::log(Level::Error, &format!("{e}; caching is off, traffic passes with x-cache-status: BYPASS"));
+            }
+        }
+        self.shared = Rc::new(shared);
+        // Returning true even for a broken policy keeps the listener (and traffic) up: fail open.
+        true
+    }
+
+    fn on_queue_ready(&mut self, queue: u32) {
+        while let Some(raw) = calls::dequeue(queue) {
+            let Some(job) = StoreJob::decode(&raw) else {
+                self.shared.count(Metric::StoreError);
+                continue;
+            };
+            match calls::dispatch(&job.cluster, &job.cluster, "/", &[], &job.pipeline, u64::from(job.timeout_ms)) {
+                Ok(token) => self.stores.borrow_mut().push(token),
+                Err(e) => {
+                    self.shared.count(Metric::StoreError);
+                    calls::log(Level::Warn, &format!("store dispatch to cluster `{}` failed: {e:?}", job.cluster));
+                }
+            }
+        }
+    }
+
+    fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Stream::new(self.shared.clone())))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
