@@ -1,0 +1,72 @@
+# Semantic cache (proxy-wasm Envoy filter). `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+ROOT        := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+VENV        := $(ROOT)/.local/venv
+PYTEST      := $(VENV)/bin/pytest
+WASM_OUT    := target/wasm32-wasip1/release/semantic_cache.wasm
+LOCAL_WASM  := build/semantic_cache_local.wasm
+
+# Local stack (`make up`). Hooks for the local model: WASM=$(LOCAL_WASM) POLICY=envoy/policies/local.json
+WASM          ?= $(ROOT)/$(WASM_OUT)
+POLICY        ?= $(ROOT)/envoy/policies/openai-compatible.json
+LLM_BASE_URL  ?= https://api.openai.com
+REDIS_PORT    ?= 6379
+LISTEN_PORT   ?= 10000
+ADMIN_PORT    ?= 9901
+# EMBED_PROVIDER / EMBED_URL / EMBED_API_KEY / EMBED_MODEL / EMBED_DIMENSIONS override the policy when set.
+export WASM POLICY LLM_BASE_URL REDIS_PORT LISTEN_PORT ADMIN_PORT
+export EMBED_PROVIDER EMBED_URL EMBED_API_KEY EMBED_MODEL EMBED_DIMENSIONS
+
+PYTEST_ARGS ?=
+
+.PHONY: help install build build-local test test-rust test-e2e up down status bench clean distclean
+
+help:
+	@echo "make install      idempotent install into .local/ (venv, envoy, redis-server, redisearch.so)"
+	@echo "make build        $(WASM_OUT)"
+	@echo "make build-local  $(LOCAL_WASM) + build/embed_server (scripts/build-local.sh)"
+	@echo "make test         install, build, cargo test, pytest tests (real Envoy + Redis + wasm)"
+	@echo "make up / down    local stack: redis :$(REDIS_PORT), envoy :$(LISTEN_PORT) (admin :$(ADMIN_PORT)); state in .local/run/"
+	@echo "make bench        benchmark (scripts/bench.sh when present)"
+	@echo "make clean        cargo clean, build/, .local/run/ (distclean also removes .local/)"
+
+install:
+	@scripts/install.sh
+
+build:
+	rustup target add wasm32-wasip1 >/dev/null 2>&1 || true
+	cargo build --release --target wasm32-wasip1
+	@ls -l $(WASM_OUT)
+
+build-local:
+	scripts/build-local.sh
+
+test: install build test-rust test-e2e
+
+test-rust:
+	cargo test
+
+test-e2e:
+	$(PYTEST) tests -q -rfE $(PYTEST_ARGS)
+
+up: install
+	scripts/stack.sh up
+
+down:
+	scripts/stack.sh down
+
+status:
+	scripts/stack.sh status
+
+bench:
+	@if [ -x scripts/bench.sh ]; then scripts/bench.sh; else echo "bench: scripts/bench.sh not written yet"; fi
+
+clean:
+	-scripts/stack.sh down 2>/dev/null
+	cargo clean
+	rm -rf build .local/run .pytest_cache
+
+distclean: clean
+	rm -rf .local
