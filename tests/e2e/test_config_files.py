@@ -1,0 +1,174 @@
+"""The shipped configuration files are consistent and accepted by the real Envoy.
+
+* docker-compose.yml parses and every host file it mounts exists (build outputs: the path
+  `make build` / `make build-local` writes).
+* envoy/envoy-compose.yaml passes `envoy --mode validate`. The compose file mounts it with
+  /etc/envoy/... paths that do not exist here, so validation runs on a copy whose
+  /etc/envoy/semantic_cache.wasm is rewritten to the local build output. (Validate mode loads the
+  wasm, so it needs a real proxy-wasm module; it also opens the TLS trust store
+  /etc/ssl/certs/ca-certificates.crt, which must exist -- it does on Debian with ca-certificates.)
+* the local-stack template renders (scripts/render_envoy.py) and validates, with https and http
+  upstreams.
+* every policy (envoy/policies/*.json, the one inside envoy-compose.yaml, the test policies)
+  validates against policy-schema.json (JSON Schema draft 2020-12).
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+import harness
+from harness import ROOT
+from standins import EmbeddingStandIn
+
+COMPOSE = ROOT / "docker-compose.yml"
+ENVOY_COMPOSE = ROOT / "envoy" / "envoy-compose.yaml"
+TEMPLATE = ROOT / "envoy" / "envoy-local.yaml.tmpl"
+SCHEMA = ROOT / "policy-schema.json"
+POLICIES = sorted((ROOT / "envoy" / "policies").glob("*.json"))
+
+# host paths that are build outputs rather than checked-in files -> the target that writes them
+BUILD_OUTPUTS = {
+    "target/wasm32-wasip1/release/semantic_cache.wasm": "make build",
+    "build/semantic_cache_local.wasm": "make build-local",
+    "build/embed_server": "make build-local",
+}
+
+
+def envoy_validate(config: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([harness.binary("ENVOY_BIN"), "--mode", "validate", "-c", str(config),
+                           "--disable-hot-restart", "--log-level", "warn"],
+                          capture_output=True, text=True, timeout=120)
+
+
+def _mounts(compose: dict):
+    for name, svc in compose["services"].items():
+        for v in svc.get("volumes", []):
+            src = v["source"] if isinstance(v, dict) else v.split(":")[0]
+            if src.startswith(("./", "../", "/")):
+                yield name, src
+
+
+def test_compose_parses_and_mounts_exist():
+    compose = yaml.safe_load(COMPOSE.read_text())
+    assert {"envoy", "redis"} <= set(compose["services"])
+    assert compose["services"]["redis"]["image"].startswith("redis:8")
+    assert compose["services"]["envoy"]["image"].startswith("envoyproxy/envoy:v1.40")
+    assert "embedder" in compose["services"] and compose["services"]["embedder"].get("profiles")
+    mounts = list(_mounts(compose))
+    assert mounts, "compose mounts nothing?"
+    missing = []
+    for svc, src in mounts:
+        rel = os.path.normpath(src)
+        if rel in BUILD_OUTPUTS:
+            continue  # checked below / produced by a build target
+        if not (ROOT / rel).exists():
+            missing.append(f"{svc}: {src}")
+    assert not missing, f"docker-compose.yml mounts files that do not exist: {missing}"
+    wasm_mounts = [src for _, src in mounts if src.endswith(".wasm")]
+    assert [os.path.normpath(w) for w in wasm_mounts] == [str(harness.DEFAULT_WASM.relative_to(ROOT))], \
+        "the envoy service must mount the `make build` output"
+    envoy_cmd = " ".join(compose["services"]["envoy"].get("command", []))
+    assert "/etc/envoy/envoy.yaml" in envoy_cmd
+
+
+def test_compose_wasm_is_make_build_output():
+    # `make test` builds before running pytest, so the mounted build output must exist now
+    p = harness.DEFAULT_WASM
+    assert p.exists() and p.stat().st_size > 0, f"{p} missing: run `make build`"
+
+
+def test_envoy_compose_yaml_validates(tmp_path, wasm_file):
+    text = ENVOY_COMPOSE.read_text()
+    assert "/etc/envoy/semantic_cache.wasm" in text
+    local = text.replace("/etc/envoy/semantic_cache.wasm", str(wasm_file))
+    cfg = tmp_path / "envoy-compose.local.yaml"
+    cfg.write_text(local)
+    r = envoy_validate(cfg)
+    assert r.returncode == 0, f"envoy --mode validate failed:\n{r.stdout}\n{r.stderr}"
+    assert "OK" in r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("llm_url", ["https://api.openai.com", "http://127.0.0.1:8000"])
+def test_local_template_renders_and_validates(tmp_path, wasm_file, llm_url):
+    out = tmp_path / "envoy.yaml"
+    env = dict(os.environ, LLM_BASE_URL=llm_url, WASM=str(wasm_file), LISTEN_PORT="10000",
+               EMBED_URL="http://127.0.0.1:8080/v1/embeddings", EMBED_API_KEY="k", EMBED_DIMENSIONS="384")
+    r = subprocess.run([sys.executable, str(ROOT / "scripts/render_envoy.py"), "--template", str(TEMPLATE),
+                        "--out", str(out)], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    cfg = yaml.safe_load(out.read_text())
+    clusters = {c["name"]: c for c in cfg["static_resources"]["clusters"]}
+    assert {"llm", "embedding", "redis"} <= set(clusters)
+    ts = clusters["llm"]["transport_socket"]["name"]
+    assert ts == ("envoy.transport_sockets.tls" if llm_url.startswith("https") else "envoy.transport_sockets.raw_buffer")
+    if llm_url.startswith("https"):
+        assert clusters["llm"]["transport_socket"]["typed_config"]["sni"] == "api.openai.com"
+    assert clusters["redis"]["upstream_config"]["name"] == "envoy.upstreams.http.tcp"
+    hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    wasm_cfg = hcm["http_filters"][0]["typed_config"]["config"]
+    assert wasm_cfg["root_id"] == "semantic_cache" and wasm_cfg["vm_config"]["runtime"] == "envoy.wasm.runtime.v8"
+    policy = json.loads(wasm_cfg["configuration"]["value"])
+    assert policy["embedding"]["apiKey"] == "k" and policy["embedding"]["dimensions"] == 384
+    jsonschema.Draft202012Validator(json.loads(SCHEMA.read_text())).validate(policy)
+    r = envoy_validate(out)
+    assert r.returncode == 0, f"envoy --mode validate failed:\n{r.stdout}\n{r.stderr}"
+
+
+@pytest.fixture(scope="module")
+def validator():
+    assert SCHEMA.exists(), "policy-schema.json is missing at the repository root"
+    schema = json.loads(SCHEMA.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert schema.get("$schema", "").startswith("https://json-schema.org/draft/2020-12/")
+    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+
+
+def test_policy_examples_exist():
+    names = {p.stem for p in POLICIES}
+    assert {"local", "openai-compatible", "azure-openai", "mistral"} <= names, names
+
+
+@pytest.mark.parametrize("policy_file", POLICIES, ids=[p.name for p in POLICIES])
+def test_example_policy_validates(validator, policy_file):
+    policy = json.loads(policy_file.read_text())
+    errors = sorted(validator.iter_errors(policy), key=lambda e: list(e.path))
+    assert not errors, "\n".join(f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors)
+    assert policy["embedding"]["provider"] == policy_file.stem
+
+
+def test_compose_policy_validates(validator):
+    cfg = yaml.safe_load(ENVOY_COMPOSE.read_text())
+    hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    wasm = next(f for f in hcm["http_filters"] if f["name"] == "envoy.filters.http.wasm")
+    policy = json.loads(wasm["typed_config"]["config"]["configuration"]["value"])
+    validator.validate(policy)
+    # the compose embedding URL points at the embedder service, redis at the redis service
+    clusters = {c["name"]: c for c in cfg["static_resources"]["clusters"]}
+    ep = clusters["redis"]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
+    assert ep["address"] == "redis"
+    assert re.match(r"^http://embedder:\d+/", policy["embedding"]["url"])
+
+
+def test_e2e_test_policies_validate(validator):
+    """The policies the e2e suite hands the filter are valid (so a failure there is the filter's)."""
+    for flavor in ("openai", "azure", "mistral"):
+        s = EmbeddingStandIn(flavor)
+        try:
+            validator.validate(harness.policy_for("x", s))
+            validator.validate(harness.policy_for("x", s, ttl=2, timeout_ms=300, threshold=0.2))
+        finally:
+            s.close()
+
+
+def test_ci_run_script():
+    ci = ROOT / ".ci" / "run"
+    text = ci.read_text()
+    assert os.access(ci, os.X_OK)
+    assert text.startswith("#!/usr/bin/env bash") and "set -euo pipefail" in text and "make test" in text
