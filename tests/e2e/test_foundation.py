@@ -1,0 +1,339 @@
+"""Foundation behaviour of the filter (issue 3), end to end: real Envoy + real .wasm + real Redis
+with RediSearch, stand-in LLM and embedding providers. Names from docs/contract.md.
+
+One Envoy serves these sites (one listener each, each with its own index and key prefix):
+  main     openai-compatible embeddings, threshold 0.15
+  ttl      like main, ttlSeconds 2
+  slow     like main, embedding timeoutMs 300
+  azure    azure-openai embeddings (api-key header, api-version query)
+  mistral  mistral embeddings (Bearer, list input)
+A second Envoy (started only by the broken-policy tests) serves sites with invalid policies.
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+import requests
+
+from harness import Site, chat_body, policy_for
+from standins import cosine_distance
+
+CLIENT_AUTH = "Bearer sk-client-test-key"
+THRESHOLD = 0.15
+
+
+# ------------------------------------------------------------------------------------------------
+# fixtures and helpers
+# ------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def envoy(envoy_launcher, embed_openai, embed_azure, embed_mistral, redis_server):
+    redis_server.flushall()  # start without any index: the filter's store pipeline must create it
+    sites = [
+        Site("main", policy_for("main", embed_openai, threshold=THRESHOLD)),
+        Site("ttl", policy_for("ttl", embed_openai, threshold=THRESHOLD, ttl=2)),
+        Site("slow", policy_for("slow", embed_openai, threshold=THRESHOLD, timeout_ms=300)),
+        Site("azure", policy_for("azure", embed_azure, threshold=THRESHOLD, cluster="embedding_azure",
+                                 model="text-embedding-3-small")),
+        Site("mistral", policy_for("mistral", embed_mistral, threshold=THRESHOLD, cluster="embedding_mistral",
+                                   model="mistral-embed")),
+    ]
+    return envoy_launcher(sites)
+
+
+@pytest.fixture(autouse=True)
+def _clean_keys(request, redis_server):
+    # every test starts with no entries (index definitions stay; FLUSHALL at module start and the
+    # Redis restart test cover the "index missing" path)
+    if redis_server.running:
+        redis_server.delete_all_keys()
+    yield
+
+
+def ask(envoy, site: str, prompt: str | None = None, *, body=None, headers=None, path="/v1/chat/completions",
+        **kw) -> requests.Response:
+    h = {"authorization": CLIENT_AUTH}
+    h.update(headers or {})
+    if body is None:
+        body = chat_body(prompt, **kw)
+    if isinstance(body, (bytes, str)):
+        h.setdefault("content-type", "application/json")
+        return requests.post(envoy.url(site, path), data=body, headers=h, timeout=30)
+    return requests.post(envoy.url(site, path), json=body, headers=h, timeout=30)
+
+
+def cache(r: requests.Response) -> str | None:
+    return r.headers.get("x-cache-status")
+
+
+def explain(r: requests.Response) -> str:
+    hs = {k: v for k, v in r.headers.items() if k.lower().startswith(("x-cache", "age", "x-standin"))}
+    return f"status={r.status_code} cache-headers={hs} body={r.text[:300]!r}"
+
+
+def wait_stored(redis_server, site: str, n: int = 1, timeout: float = 5.0) -> list[str]:
+    """Stores are asynchronous (after the response): wait until `n` entries exist for the site."""
+    deadline = time.monotonic() + timeout
+    while True:
+        keys = redis_server.keys(f"sc_{site}:*")
+        if len(keys) >= n:
+            return keys
+        if time.monotonic() > deadline:
+            raise AssertionError(f"expected {n} stored entr(y/ies) under sc_{site}:* within {timeout}s, found {keys}")
+        time.sleep(0.05)
+
+
+def assert_status(r, expected: str, reason: str | None = None):
+    assert cache(r) == expected, explain(r)
+    if reason is not None:
+        assert r.headers.get("x-cache-bypass-reason") == reason, explain(r)
+
+
+# ------------------------------------------------------------------------------------------------
+# tests
+# ------------------------------------------------------------------------------------------------
+def test_miss_then_exact_hit(envoy, llm, embed_openai, redis_server):
+    prompt = "Name the largest planet in the solar system"
+    before = envoy.stats()
+    r1 = ask(envoy, "main", prompt)
+    assert r1.status_code == 200
+    assert_status(r1, "MISS")
+    assert "x-cache-bypass-reason" not in r1.headers
+    assert llm.calls == 1
+    # the caller's Authorization reaches the LLM unchanged; the embedding call uses the policy key
+    assert llm.last()["headers"]["authorization"] == CLIENT_AUTH
+    assert embed_openai.calls >= 1
+    assert embed_openai.last()["headers"]["authorization"] == f"Bearer {embed_openai.api_key}"
+    keys = wait_stored(redis_server, "main")
+
+    r2 = ask(envoy, "main", prompt)
+    assert r2.status_code == 200
+    assert_status(r2, "HIT")
+    assert r2.headers.get("x-cache-match") == "exact", explain(r2)
+    assert float(r2.headers["x-cache-distance"]) == 0.0
+    assert re.fullmatch(r"\d+", r2.headers.get("age", "")), explain(r2)
+    assert r2.json() == r1.json()
+    assert r2.headers.get("content-type", "").startswith("application/json")
+    assert llm.calls == 1, "a HIT must not reach the upstream"
+
+    # entry layout (contract "Redis data")
+    assert len(keys) == 1 and re.fullmatch(r"sc_main:[0-9a-f]{64}", keys[0]), keys
+    entry = dict(zip(*[iter(redis_server.command("HGETALL", keys[0]))] * 2))
+    assert {b"partition", b"vec", b"body", b"ctype", b"created", b"model"} <= set(entry), entry.keys()
+    assert len(entry[b"vec"]) == 64 * 4
+    assert re.fullmatch(rb"[0-9a-f]{32}", entry[b"partition"]), entry[b"partition"]
+    assert json.loads(entry[b"body"])["object"] == "chat.completion"
+    assert 0 < redis_server.command("TTL", keys[0]) <= 3600
+    assert "sc_main_idx" in redis_server.indexes()
+
+    after = envoy.stats()
+    d = lambda m: after.get(f"wasmcustom.semantic_cache.{m}", 0) - before.get(f"wasmcustom.semantic_cache.{m}", 0)  # noqa: E731
+    assert d("requests") >= 2 and d("miss") >= 1 and d("hit_exact") >= 1, after
+
+
+def test_paraphrase_hits_unrelated_misses(envoy, llm, redis_server):
+    original = "Explain how photosynthesis converts sunlight into chemical energy"
+    paraphrase = "Briefly explain how photosynthesis converts sunlight into chemical energy"
+    unrelated = "Recommend a good recipe for sourdough pizza dough"
+    # preconditions on the stand-in geometry (hashed bag of words)
+    d_para = cosine_distance(original, paraphrase)
+    assert 0 < d_para < THRESHOLD, d_para
+    assert cosine_distance(original, unrelated) > 3 * THRESHOLD
+
+    r1 = ask(envoy, "main", original)
+    assert_status(r1, "MISS")
+    wait_stored(redis_server, "main")
+    r2 = ask(envoy, "main", paraphrase)
+    assert_status(r2, "HIT")
+    assert r2.headers.get("x-cache-match") == "semantic", explain(r2)
+    dist = float(r2.headers["x-cache-distance"])
+    assert dist == pytest.approx(d_para, abs=2e-3), (dist, d_para)
+    assert re.fullmatch(r"\d+\.\d{4}", r2.headers["x-cache-distance"]), r2.headers["x-cache-distance"]
+    assert r2.json() == r1.json()
+    assert llm.calls == 1
+
+    r3 = ask(envoy, "main", unrelated)
+    assert_status(r3, "MISS")
+    assert r3.json()["choices"][0]["message"]["content"] == f"echo: {unrelated}"
+    assert llm.calls == 2
+
+
+def test_reordered_words_hit(envoy, llm, redis_server):
+    # same bag of words -> distance 0, but not the same text -> a semantic (not exact) hit
+    r1 = ask(envoy, "main", "capital city of Australia")
+    assert_status(r1, "MISS")
+    wait_stored(redis_server, "main")
+    r2 = ask(envoy, "main", "Australia: capital city?")
+    assert_status(r2, "HIT")
+    assert r2.headers.get("x-cache-match") == "semantic", explain(r2)
+    assert float(r2.headers["x-cache-distance"]) < 1e-3
+    assert llm.calls == 1
+
+
+def test_other_model_misses(envoy, llm, redis_server):
+    prompt = "Translate good morning into French"
+    assert_status(ask(envoy, "main", prompt, model="gpt-4o-mini"), "MISS")
+    wait_stored(redis_server, "main")
+    r = ask(envoy, "main", prompt, model="gpt-4o")
+    assert_status(r, "MISS")
+    assert r.json()["model"] == "gpt-4o"
+    assert llm.calls == 2
+
+
+@pytest.mark.parametrize("status", [500, 429])
+def test_error_answer_not_stored(envoy, llm, redis_server, status):
+    prompt = f"Summarise the plot of Hamlet in one line {status}"
+    llm.status = status
+    before = envoy.counter("store_ok")
+    r1 = ask(envoy, "main", prompt)
+    assert r1.status_code == status
+    assert_status(r1, "MISS")
+    llm.status = None
+    time.sleep(0.5)  # give a (wrong) asynchronous store the time to land
+    assert redis_server.keys("sc_main:*") == []
+    assert envoy.counter("store_ok") == before
+    r2 = ask(envoy, "main", prompt)
+    assert r2.status_code == 200
+    assert_status(r2, "MISS")
+    assert llm.calls == 2
+    wait_stored(redis_server, "main")
+    assert_status(ask(envoy, "main", prompt), "HIT")
+    assert llm.calls == 2
+
+
+def test_ttl_expiry_leads_to_miss(envoy, llm, redis_server):
+    prompt = "List three primary colours"
+    assert_status(ask(envoy, "ttl", prompt), "MISS")
+    keys = wait_stored(redis_server, "ttl")
+    assert 0 < redis_server.command("TTL", keys[0]) <= 2
+    assert_status(ask(envoy, "ttl", prompt), "HIT")
+    deadline = time.monotonic() + 6
+    while redis_server.keys("sc_ttl:*") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert redis_server.keys("sc_ttl:*") == [], "entry did not expire"
+    r = ask(envoy, "ttl", prompt)
+    assert_status(r, "MISS")
+    assert llm.calls == 2
+
+
+def test_embedding_error_bypasses(envoy, llm, embed_openai):
+    embed_openai.status = 500
+    before = envoy.counter("embedding_error")
+    r = ask(envoy, "main", "What is the boiling point of water at sea level")
+    assert r.status_code == 200
+    assert_status(r, "BYPASS", "embedding-error")
+    assert r.json()["choices"][0]["message"]["content"].startswith("echo: ")
+    assert llm.calls == 1 and embed_openai.calls >= 1
+    assert envoy.counter("embedding_error") > before
+
+
+def test_embedding_timeout_bypasses(envoy, llm, embed_openai):
+    embed_openai.delay = 1.5  # policy timeoutMs is 300 on site `slow`
+    r = ask(envoy, "slow", "Why is the sky blue during the day")
+    assert r.status_code == 200
+    assert_status(r, "BYPASS", "embedding-error")
+    assert llm.calls == 1
+
+
+def test_invalid_json_bypasses(envoy, llm):
+    r = ask(envoy, "main", body=b'{"model": "gpt-4o-mini", "messages": [ {"role": "user", ')
+    assert_status(r, "BYPASS", "invalid-json")
+    assert llm.calls == 1, "the request must still reach the upstream"
+    assert r.status_code == 400  # the stand-in's own answer to a non-JSON body
+
+
+def test_azure_openai_provider(envoy, llm, embed_azure, redis_server):
+    prompt = "Describe the water cycle for a child"
+    r1 = ask(envoy, "azure", prompt)
+    assert_status(r1, "MISS")
+    assert embed_azure.calls >= 1
+    req = embed_azure.last()
+    assert req["headers"].get("api-key") == embed_azure.api_key
+    assert "authorization" not in req["headers"], "the client's credential must not go to the embedding provider"
+    assert req["path"] == "/openai/deployments/embed/embeddings" and req["query"].get("api-version")
+    wait_stored(redis_server, "azure")
+    r2 = ask(envoy, "azure", "Describe for a child the water cycle")  # needs an embedding call again
+    assert_status(r2, "HIT")
+    assert r2.headers.get("x-cache-match") == "semantic", explain(r2)
+    assert embed_azure.calls >= 2 and embed_azure.last()["headers"].get("api-key") == embed_azure.api_key
+    assert llm.calls == 1
+
+
+def test_mistral_provider(envoy, llm, embed_mistral, redis_server):
+    prompt = "Give me a haiku about autumn leaves"
+    r1 = ask(envoy, "mistral", prompt)
+    assert_status(r1, "MISS")
+    req = embed_mistral.last()
+    assert req["headers"].get("authorization") == f"Bearer {embed_mistral.api_key}"
+    assert req["path"] == "/v1/embeddings"
+    assert req["json"]["model"] == "mistral-embed" and isinstance(req["json"]["input"], list)
+    wait_stored(redis_server, "mistral")
+    r2 = ask(envoy, "mistral", "autumn leaves: give me a haiku about them")
+    assert_status(r2, "HIT")
+    assert r2.headers.get("x-cache-match") == "semantic", explain(r2)
+    assert llm.calls == 1
+
+
+def test_redis_down_bypasses_then_recovers(envoy, llm, redis_server):
+    redis_server.stop()
+    try:
+        before = envoy.counter("redis_error")
+        r = ask(envoy, "main", "How many legs does a spider have")
+        assert r.status_code == 200
+        assert_status(r, "BYPASS", "redis-error")
+        assert r.json()["choices"][0]["message"]["content"].startswith("echo: ")
+        assert llm.calls == 1
+        assert envoy.counter("redis_error") > before
+        assert envoy.alive()
+    finally:
+        redis_server.start()
+    # fresh Redis: no index; the next miss stores and recreates it, then hits
+    prompt = "How many legs does an ant have"
+    assert_status(ask(envoy, "main", prompt), "MISS")
+    wait_stored(redis_server, "main")
+    assert "sc_main_idx" in redis_server.indexes()
+    assert_status(ask(envoy, "main", prompt), "HIT")
+
+
+# ------------------------------------------------------------------------------------------------
+# broken policies: a second Envoy
+# ------------------------------------------------------------------------------------------------
+BROKEN = {
+    "broken1": ("threshold", lambda p: p.update(threshold="abc")),
+    "broken2": ("provider", lambda p: p["embedding"].update(provider="no-such-provider")),
+}
+
+
+@pytest.fixture(scope="module")
+def broken_envoy(envoy_launcher, embed_openai):
+    sites = []
+    for name, (_, mutate) in BROKEN.items():
+        p = policy_for(name, embed_openai)
+        mutate(p)
+        sites.append(Site(name, p))
+    sites.append(Site("broken3", "{this is not json"))
+    return envoy_launcher(sites)
+
+
+@pytest.mark.parametrize("site", ["broken1", "broken2", "broken3"])
+def test_broken_policy_bypasses_and_envoy_stays_up(broken_envoy, llm, site):
+    r = ask(broken_envoy, site, "Is this cached")
+    assert r.status_code == 200, explain(r)
+    assert_status(r, "BYPASS", "policy-invalid")
+    assert llm.calls == 1
+    assert broken_envoy.alive() and broken_envoy.ready()
+    assert broken_envoy.counter("policy_error") >= 1
+
+
+@pytest.mark.parametrize("site", list(BROKEN))
+def test_broken_policy_logged_with_field(broken_envoy, site):
+    field, _ = BROKEN[site]
+    plugin = f"semantic_cache_{site}"
+    lines = [ln for ln in broken_envoy.log_since(0).splitlines()
+             if plugin in ln and field in ln.split(plugin, 1)[1] and ("[error]" in ln or "[warning]" in ln
+                                                                       or "[critical]" in ln)]
+    assert lines, f"no error line naming `{field}` for plugin {plugin}:\n{broken_envoy.log_tail(40)}"
+    # one line per VM (main thread + each worker), not one per request
+    assert len(lines) <= 1 + broken_envoy.concurrency, lines
