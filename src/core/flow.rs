@@ -127,7 +127,7 @@ impl Flow {
 
     /// Whether response body chunks are wanted (a miss whose answer may be stored).
     pub fn is_capturing(&self) -> bool {
-        self.state == State::Miss && self.pending.is_some()
+        self.state == State::Miss && self.capture.is_some()
     }
 
     pub fn status(&self) -> &'static str {
@@ -413,16 +413,22 @@ impl Flow {
         cmds.push(Command::Log(Level::Debug, format!("bypass: {reason}")));
     }
 
-    /// Headers to add to the response. Starts the capture on a miss that may be stored.
-    pub fn on_response_headers(&mut self, status: u16, content_type: &str) -> Vec<(String, String)> {
-        match self.state {
+    /// Headers to add to the response (and commands to run). Starts the capture on a miss that
+    /// may be stored.
+    pub fn on_response_headers(&mut self, status: u16, content_type: &str) -> (Vec<(String, String)>, Vec<Command>) {
+        let mut cmds = Vec::new();
+        let headers = match self.state {
             State::Answered => Vec::new(),
             State::Miss => {
                 self.response_status = status;
                 self.response_ctype = content_type.to_string();
-                if let Some(p) = &self.pending {
-                    if self.store_allowed(p) {
+                match &self.pending {
+                    Some(p) if self.store_allowed(p) => {
                         self.capture = Some(Capture::new(self.policy.max_response_body_bytes, p.chat.stream));
+                    }
+                    _ => {
+                        self.pending = None;
+                        cmds.push(Command::Count(Metric::StoreSkipped));
                     }
                 }
                 vec![(STATUS_HEADER.to_string(), "MISS".to_string())]
@@ -439,12 +445,14 @@ impl Flow {
                 self.pending = None;
                 vec![(STATUS_HEADER.to_string(), "BYPASS".to_string()), (REASON_HEADER.to_string(), "not-cacheable".to_string())]
             }
-        }
+        };
+        (headers, cmds)
     }
 
     fn store_allowed(&self, p: &Pending) -> bool {
         p.directives.store
             && p.chat.n <= 1
+            && !p.chat.logprobs
             && match (p.settings.store.max_temperature, p.chat.temperature) {
                 (Some(max), Some(t)) => t <= max,
                 _ => true,
@@ -458,13 +466,7 @@ impl Flow {
         if self.state != State::Miss {
             return cmds;
         }
-        let Some(cap) = self.capture.as_mut() else {
-            if end_of_stream {
-                cmds.push(Command::Count(Metric::StoreSkipped));
-                self.pending = None;
-            }
-            return cmds;
-        };
+        let Some(cap) = self.capture.as_mut() else { return cmds };
         cap.push(chunk);
         if !end_of_stream {
             return cmds;
@@ -548,3 +550,7 @@ fn exact_hit(fields: Vec<Option<Vec<u8>>>) -> Option<(Vec<u8>, u64)> {
     let created = it.next()?.and_then(|c| String::from_utf8(c).ok()).and_then(|c| c.parse().ok()).unwrap_or(0);
     Some((body, created))
 }
+
+#[cfg(test)]
+#[path = "flow_tests.rs"]
+mod tests;

@@ -4,6 +4,7 @@
 //! (`embedding.provider: unknown variant ...`), which is what the operator sees in Envoy's log.
 
 use serde::Deserialize;
+use serde_json::{Map, Value};
 use thiserror::Error;
 
 /// Longest TTL we accept from anyone (policy or `Cache-Control: max-age`): 30 days.
@@ -132,13 +133,15 @@ pub struct Policy {
 
 // ---------- raw serde shapes ----------
 
+/// Top-level fields other than the overridable settings (`serde(flatten)` would lose both the
+/// error paths and `deny_unknown_fields`, so the two halves are split by key before parsing).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RawPolicy {
     embedding: RawEmbedding,
     #[serde(default)]
     vector_store: RawVectorStore,
-    #[serde(flatten)]
+    #[serde(skip)]
     settings: RawSettings,
     #[serde(default = "d_max_req")]
     max_request_body_bytes: usize,
@@ -146,12 +149,16 @@ struct RawPolicy {
     max_response_body_bytes: usize,
     #[serde(default = "d_skip_header")]
     skip_header: String,
-    #[serde(default)]
+    #[serde(skip)]
     rules: Vec<RawRule>,
 }
 
+/// Keys of `RawSettings`, accepted at the top level and in every rule.
+const SETTINGS_KEYS: &[&str] =
+    &["enabled", "threshold", "maxThreshold", "ttlSeconds", "maxTtlSeconds", "embed", "partition", "store"];
+
 #[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RawSettings {
     enabled: Option<bool>,
     threshold: Option<f64>,
@@ -245,7 +252,7 @@ struct RawRule {
     name: String,
     #[serde(rename = "match")]
     matcher: RawMatch,
-    #[serde(flatten)]
+    #[serde(skip)]
     settings: RawSettings,
 }
 
@@ -286,16 +293,47 @@ pub const DEFAULT_TTL_SECS: u64 = 3600;
 // ---------- validation ----------
 
 pub fn parse_policy(bytes: &[u8]) -> Result<Policy, PolicyError> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    let raw: RawPolicy = serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let field = if path == "." || path.is_empty() { "(policy)".to_string() } else { path };
-        // serde_json appends "at line X column Y", which is noise in a log line about a field.
-        let msg = e.inner().to_string();
-        let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-        PolicyError::new(&field, msg)
-    })?;
+    let v: Value = serde_json::from_slice(bytes).map_err(|e| PolicyError::new("(policy)", trim_serde(e.to_string())))?;
+    let Value::Object(mut top) = v else { return Err(PolicyError::new("(policy)", "must be a JSON object")) };
+    let settings = take_settings(&mut top);
+    let rules = match top.remove("rules") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => a,
+        Some(_) => return Err(PolicyError::new("rules", "must be an array")),
+    };
+    let mut raw: RawPolicy = de(Value::Object(top), "")?;
+    raw.settings = de(Value::Object(settings), "")?;
+    for (i, r) in rules.into_iter().enumerate() {
+        let at = format!("rules[{i}].");
+        let Value::Object(mut r) = r else { return Err(PolicyError::new(&format!("rules[{i}]"), "must be an object")) };
+        let settings = take_settings(&mut r);
+        let mut rule: RawRule = de(Value::Object(r), &at)?;
+        rule.settings = de(Value::Object(settings), &at)?;
+        raw.rules.push(rule);
+    }
     Policy::try_from(raw)
+}
+
+fn take_settings(obj: &mut Map<String, Value>) -> Map<String, Value> {
+    SETTINGS_KEYS.iter().filter_map(|k| obj.remove(*k).map(|v| ((*k).to_string(), v))).collect()
+}
+
+/// Deserialises with the failing field's path in the error, prefixed by `at`.
+fn de<T: serde::de::DeserializeOwned>(v: Value, at: &str) -> Result<T, PolicyError> {
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        let field = match (at, path.as_str()) {
+            ("", "." | "") => "(policy)".to_string(),
+            (at, "." | "") => at.trim_end_matches('.').to_string(),
+            (at, p) => format!("{at}{p}"),
+        };
+        PolicyError::new(&field, trim_serde(e.inner().to_string()))
+    })
+}
+
+/// serde_json appends "at line X column Y", which is noise in a log line about a field.
+fn trim_serde(msg: String) -> String {
+    msg.split(" at line ").next().unwrap_or(&msg).to_string()
 }
 
 impl TryFrom<RawPolicy> for Policy {

