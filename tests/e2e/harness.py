@@ -273,6 +273,8 @@ def wasm_filter(policy, wasm: Path, plugin_name: str = "semantic_cache", vm_id: 
     }
 
 
+STREAM_LIMIT = os.environ.get("SEMCACHE_MAX_STREAM_DURATION", "15s")
+
 ROUTER = {"name": "envoy.filters.http.router",
           "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
 
@@ -287,6 +289,7 @@ class Site:
     default_cluster: str = "llm"
     route_timeout: str = "30s"
     port: int = 0
+    vm_id: str = "semantic_cache"  # a distinct vm_id per site gives each its own VM and log prefix
 
 
 def build_envoy_config(sites: list[Site], clusters: dict[str, dict], admin_port: int,
@@ -299,7 +302,7 @@ def build_envoy_config(sites: list[Site], clusters: dict[str, dict], admin_port:
         if s.policy is not None:
             if wasm is None:
                 raise ValueError(f"site {s.name} has a policy but no wasm was given")
-            filters.append(wasm_filter(s.policy, wasm, plugin_name=f"semantic_cache_{s.name}"))
+            filters.append(wasm_filter(s.policy, wasm, plugin_name=f"semantic_cache_{s.name}", vm_id=s.vm_id))
         filters.append(ROUTER)
         routes = list(s.routes) + [{
             "name": f"{s.name}_default",
@@ -315,6 +318,8 @@ def build_envoy_config(sites: list[Site], clusters: dict[str, dict], admin_port:
                     "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                     "stat_prefix": f"site_{s.name}",
                     "codec_type": "AUTO",
+                    # a filter that never resumes a request must not hang the suite
+                    "common_http_protocol_options": {"max_stream_duration": STREAM_LIMIT},
                     "route_config": {"name": f"{s.name}_routes", "virtual_hosts": [
                         {"name": s.name, "domains": ["*"], "routes": routes}]},
                     "http_filters": filters,

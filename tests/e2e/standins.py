@@ -58,6 +58,13 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
+    def handle_error(self, request, client_address):  # resets by Envoy are expected; stay quiet
+        pass
+
+
+class _Aborted(Exception):
+    """The client (Envoy) closed the connection before the whole request body arrived."""
+
 
 class _StandIn:
     """Common plumbing: server thread, request log, fault switches."""
@@ -66,7 +73,8 @@ class _StandIn:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.requests: list[dict] = []
+        self.requests: list[dict] = []  # complete requests only
+        self.aborted: list[dict] = []  # requests whose body never fully arrived (reset by Envoy)
         self.status: int | None = None  # force this HTTP status (e.g. 500, 429)
         self.delay: float = 0.0  # sleep before answering (seconds)
         standin = self
@@ -78,10 +86,13 @@ class _StandIn:
                 pass
 
             def do_POST(self):  # noqa: N802
-                standin._handle(self)
+                try:
+                    standin._handle(self)
+                except (_Aborted, BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True
 
             def do_GET(self):  # noqa: N802
-                standin._handle(self)
+                self.do_POST()
 
         self.server = _Server(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
@@ -92,13 +103,21 @@ class _StandIn:
     def reset(self) -> None:
         with self._lock:
             self.requests.clear()
+            self.aborted.clear()
         self.status = None
         self.delay = 0.0
 
     @property
     def calls(self) -> int:
+        """Complete requests received (what an upstream would actually process and bill)."""
         with self._lock:
             return len(self.requests)
+
+    @property
+    def aborted_calls(self) -> int:
+        """Requests whose headers arrived but whose body did not (Envoy reset the stream)."""
+        with self._lock:
+            return len(self.aborted)
 
     def last(self) -> dict:
         with self._lock:
@@ -111,9 +130,13 @@ class _StandIn:
     # -- plumbing --------------------------------------------------------------------------------
     def _read(self, h: BaseHTTPRequestHandler) -> dict:
         n = int(h.headers.get("content-length") or 0)
-        raw = h.rfile.read(n) if n else b""
-        if not n and h.headers.get("transfer-encoding", "").lower() == "chunked":
-            raw = _read_chunked(h.rfile)
+        try:
+            raw = h.rfile.read(n) if n else b""
+            if not n and h.headers.get("transfer-encoding", "").lower() == "chunked":
+                raw = _read_chunked(h.rfile)
+        except (OSError, ValueError):
+            raw = None
+        complete = raw is not None and len(raw) == n if n else raw is not None
         try:
             body = json.loads(raw) if raw else None
         except ValueError:
@@ -129,7 +152,9 @@ class _StandIn:
             "time": time.time(),
         }
         with self._lock:
-            self.requests.append(rec)
+            (self.requests if complete else self.aborted).append(rec)
+        if not complete:
+            raise _Aborted()
         return rec
 
     @staticmethod
@@ -150,7 +175,10 @@ class _StandIn:
 def _read_chunked(f) -> bytes:
     out = b""
     while True:
-        size = int(f.readline().strip().split(b";")[0], 16)
+        line = f.readline()
+        if not line:
+            raise ValueError("connection closed inside a chunked body")
+        size = int(line.strip().split(b";")[0], 16)
         if size == 0:
             f.readline()
             return out
