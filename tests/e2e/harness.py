@@ -261,6 +261,9 @@ def wasm_filter(policy, wasm: Path, plugin_name: str = "semantic_cache", vm_id: 
             "config": {
                 "name": plugin_name,
                 "root_id": "semantic_cache",
+                # Without this Envoy turns the filter's StopIteration on request headers into
+                # StopAll, the body never reaches the filter and the request hangs.
+                "allow_on_headers_stop_iteration": True,
                 "failure_policy": "FAIL_OPEN",
                 "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": value},
                 "vm_config": {
