@@ -765,6 +765,24 @@ mod tests {
     }
 
     #[test]
+    fn shipped_example_policies_parse() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("envoy/policies");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).expect("envoy/policies exists") {
+            let path = entry.expect("entry").path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            let bytes = std::fs::read(&path).expect("readable");
+            if let Err(e) = parse_policy(&bytes) {
+                panic!("{}: {e}", path.display());
+            }
+            n += 1;
+        }
+        assert!(n >= 4, "expected the four provider examples, found {n}");
+    }
+
+    #[test]
     fn template_segments() {
         let t: Vec<String> = "/a/{x}/c".split('/').skip(1).map(str::to_string).collect();
         assert!(template_matches(&t, "/a/b/c"));

@@ -14,7 +14,7 @@ mod imp {
         if MODEL.with(|m| m.borrow().is_some()) {
             return Ok(());
         }
-        let e = LocalEmbedder::embedded(max_tokens).map_err(|e| e.to_string())?;
+        let e = LocalEmbedder::embedded_with_max_tokens(max_tokens).map_err(|e| e.to_string())?;
         if e.dimensions() != dims {
             return Err(format!(
                 "the embedded model `{}` has {} dimensions, embedding.dimensions says {dims}",
