@@ -49,7 +49,7 @@ test-rust:
 	cargo test
 
 test-e2e:
-	$(PYTEST) tests -q -rfE $(PYTEST_ARGS)
+	$(PYTEST) tests -q -rfE --tb=short $(PYTEST_ARGS)
 
 up: install
 	scripts/stack.sh up
