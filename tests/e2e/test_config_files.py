@@ -114,6 +114,7 @@ def test_local_template_renders_and_validates(tmp_path, wasm_file, llm_url):
     hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
     wasm_cfg = hcm["http_filters"][0]["typed_config"]["config"]
     assert wasm_cfg["root_id"] == "semantic_cache" and wasm_cfg["vm_config"]["runtime"] == "envoy.wasm.runtime.v8"
+    assert wasm_cfg.get("allow_on_headers_stop_iteration") is True
     policy = json.loads(wasm_cfg["configuration"]["value"])
     assert policy["embedding"]["apiKey"] == "k" and policy["embedding"]["dimensions"] == 384
     jsonschema.Draft202012Validator(json.loads(SCHEMA.read_text())).validate(policy)
@@ -149,6 +150,9 @@ def test_compose_policy_validates(validator):
     wasm = next(f for f in hcm["http_filters"] if f["name"] == "envoy.filters.http.wasm")
     policy = json.loads(wasm["typed_config"]["config"]["configuration"]["value"])
     validator.validate(policy)
+    # without it Envoy turns the filter's pause on request headers into StopAll: the body never
+    # reaches the filter and every cacheable request hangs
+    assert wasm["typed_config"]["config"].get("allow_on_headers_stop_iteration") is True
     # the compose embedding URL points at the embedder service, redis at the redis service
     clusters = {c["name"]: c for c in cfg["static_resources"]["clusters"]}
     ep = clusters["redis"]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
