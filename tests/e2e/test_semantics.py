@@ -9,6 +9,7 @@ One Envoy serves these sites (one listener each, each with its own index and key
   ctxwin   partition.contextWindow 2
   lastn    embed.lastUserMessages 2
   tools    store.toolCalls true
+  small    maxRequestBodyBytes 2000, maxResponseBodyBytes 250
   rules    threshold 0.05 (strict) with rules: /faq/ loose, /faq/special/ off (shadowed), /off/ off,
            routeName "premium" loose, pathTemplate /tenants/{tenant}/v1/chat/completions ttl 77 s
 
@@ -86,6 +87,8 @@ def envoy(envoy_launcher, embed_openai, redis_server):
         Site("ctxwin", policy_for("ctxwin", eo, threshold=MAIN_THRESHOLD, partition={"contextWindow": 2})),
         Site("lastn", dict(policy_for("lastn", eo, threshold=MAIN_THRESHOLD), embed={"lastUserMessages": 2})),
         Site("tools", policy_for("tools", eo, threshold=MAIN_THRESHOLD, store={"toolCalls": True})),
+        Site("small", policy_for("small", eo, threshold=MAIN_THRESHOLD, maxRequestBodyBytes=2000,
+                                 maxResponseBodyBytes=250)),
         Site("rules", policy_for("rules", eo, threshold=RULES_THRESHOLD, rules=rules), routes=rule_routes),
     ]
     return envoy_launcher(sites)
@@ -216,6 +219,14 @@ def test_normalised_text_hits_exact_tier(envoy, llm, embed_openai, redis_server,
     r = ask(envoy, "main", variant)
     assert_status(r, "HIT", match="exact")
     assert embed_openai.calls == calls, "normalised text must hit the exact tier without embedding"
+    assert llm.calls == 1
+
+
+def test_text_parts_equal_plain_string(envoy, llm, embed_openai, redis_server):
+    miss_and_store(envoy, redis_server, "main", "What is the capital of Chile?")
+    parts = [{"type": "text", "text": "What is the"}, {"type": "text", "text": "capital of Chile?"}]
+    r = ask(envoy, "main", messages=[{"role": "user", "content": parts}])
+    assert_status(r, "HIT", match="exact")
     assert llm.calls == 1
 
 
@@ -599,6 +610,34 @@ def test_error_answer_not_stored(envoy, llm, redis_server):
     r = ask(envoy, "main", "What year did the Berlin Wall fall")
     assert r.status_code == 503 and cache(r) == "MISS", explain(r)
     assert_not_stored(envoy, redis_server, "main", skipped)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_response_above_max_response_bytes_not_stored(envoy, llm, redis_server, stream):
+    prompt = "Tell me a fairly long story about a lighthouse keeper and a storm at sea"
+    skipped = envoy.counter("store_skipped")
+    r = ask(envoy, "small", prompt, stream=stream)
+    assert_status(r, "MISS")
+    assert len(r.content) > 250
+    if stream:
+        assert r.content.endswith(b"data: [DONE]\n\n")
+    else:
+        assert content(r) == f"echo: {prompt}"  # passed through whole
+    assert_not_stored(envoy, redis_server, "small", skipped)
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_request_above_max_request_bytes_bypasses(envoy, llm, redis_server, chunked):
+    body = chat_body("Summarise this: " + "lorem ipsum " * 250)
+    data = json.dumps(body).encode()
+    assert len(data) > 2000
+    h = {"authorization": CLIENT_AUTH, "content-type": "application/json"}
+    payload = (data[i:i + 500] for i in range(0, len(data), 500)) if chunked else data
+    r = requests.post(envoy.url("small"), data=payload, headers=h, timeout=20)
+    assert_status(r, "BYPASS", reason="body-too-large")
+    assert llm.last()["json"] == body, "the body must reach the upstream intact"
+    time.sleep(0.2)
+    assert redis_server.keys("sc_small:*") == []
 
 
 def test_hit_does_not_rewrite_entry(envoy, llm, redis_server):

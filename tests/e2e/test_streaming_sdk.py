@@ -29,25 +29,31 @@ MODEL = "gpt-4o-mini"
 
 
 class CuttingLlm(LlmStandIn):
-    """LLM stand-in whose SSE answers can be broken: ``cut`` = ``None`` (normal), ``"no-done"``
-    (no ``data: [DONE]``), ``"no-finish"`` (no chunk with a finish_reason), ``"drop"`` (the
-    connection is closed after two chunks, without the terminating chunk)."""
+    """LLM stand-in whose SSE answers can be broken or oddly framed.
+
+    ``cut``: ``None`` (complete), ``"no-done"`` (no ``data: [DONE]``), ``"no-finish"`` (no chunk with
+    a finish_reason), ``"drop"`` (connection closed after two chunks, no terminating chunk).
+    ``fmt``: ``None`` (``data: {..}\\n\\n``), ``"crlf"`` (CRLF line ends), ``"nospace"`` (``data:{..}``),
+    ``"comments"`` (``: keep-alive`` comment events and an ``event:`` line), ``"split"`` (every event
+    written in two TCP chunks, cut inside the JSON and inside a multi-byte character)."""
 
     name = "cutting-llm-standin"
 
     def __init__(self):
         self.cut = None
+        self.fmt = None
         super().__init__()
 
     def reset(self):
         super().reset()
         self.cut = None
+        self.fmt = None
 
     def _stream(self, h, body, cid, created, model, text, usage, n):
-        if self.cut is None:
+        if self.cut is None and self.fmt is None:
             return super()._stream(h, body, cid, created, model, text, usage, n)
         h.send_response(200)
-        h.send_header("content-type", "text/event-stream")
+        h.send_header("content-type", "text/event-stream; charset=utf-8")
         h.send_header("transfer-encoding", "chunked")
         h.end_headers()
 
@@ -59,16 +65,35 @@ class CuttingLlm(LlmStandIn):
         events += [chunk({"content": w if i == 0 else " " + w}) for i, w in enumerate(text.split(" "))]
         if self.cut != "no-finish":
             events.append(chunk({}, "stop"))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            events.append({"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+                           "choices": [], "usage": usage})
         if self.cut == "drop":
             events = events[:2]
-        for e in events:
-            self._write_chunk(h, b"data: " + json.dumps(e).encode() + b"\n\n")
+        payloads = [json.dumps(e, ensure_ascii=False).encode() for e in events]
+        if self.cut not in ("no-done", "drop"):
+            payloads.append(b"[DONE]")
+        nl = b"\r\n" if self.fmt == "crlf" else b"\n"
+        prefix = b"data:" if self.fmt == "nospace" else b"data: "
+        for i, p in enumerate(payloads):
+            ev = prefix + p + nl + nl
+            if self.fmt == "comments":
+                ev = b": keep-alive" + nl + nl + (b"event: message" + nl if i % 2 else b"") + ev
+            if self.fmt == "split":
+                cut_at = len(ev) // 2
+                multi = [k for k in range(len(ev)) if ev[k] >= 0xC0]
+                if multi:
+                    cut_at = multi[0] + 1  # inside a UTF-8 sequence
+                self._write_chunk(h, ev[:cut_at])
+                time.sleep(0.005)
+                self._write_chunk(h, ev[cut_at:])
+                time.sleep(0.005)
+            else:
+                self._write_chunk(h, ev)
         if self.cut == "drop":
             h.close_connection = True
             h.connection.shutdown(socket.SHUT_RDWR)
             return
-        if self.cut != "no-done":
-            self._write_chunk(h, b"data: [DONE]\n\n")
         h.wfile.write(b"0\r\n\r\n")
         h.wfile.flush()
 
@@ -124,6 +149,11 @@ def assert_status(r, expected, match=None):
         assert r.headers.get("x-cache-match") == match, explain(r)
 
 
+def utf8(r: requests.Response) -> str:
+    """SSE is UTF-8 by definition (requests would decode text/* without charset as Latin-1)."""
+    return r.content.decode("utf-8")
+
+
 def sse_events(text: str) -> list[str]:
     """The `data:` payloads of an SSE body, checking the framing on the way."""
     assert text.endswith("\n\n"), repr(text[-80:])
@@ -170,7 +200,7 @@ def stored_body(redis_server, key) -> dict:
 def check_hit_stream(r, stored: dict, include_usage: bool):
     """A replayed stream: role chunk, content chunks, finish chunk, [usage chunk], [DONE]."""
     assert r.headers["content-type"].startswith("text/event-stream"), explain(r)
-    chunks, text = parse_stream(r.text)
+    chunks, text = parse_stream(utf8(r))
     msg = stored["choices"][0]["message"]
     assert text == (msg.get("content") or "")
     for c in chunks:
@@ -200,7 +230,7 @@ def test_stream_miss_forwarded_and_stored_reassembled(envoy, llm, redis_server):
     r = post(envoy, "s", chat_body(prompt, stream=True, stream_options={"include_usage": True}))
     assert_status(r, "MISS")
     assert r.headers["content-type"].startswith("text/event-stream")
-    chunks, text = parse_stream(r.text)
+    chunks, text = parse_stream(utf8(r))
     assert text == f"echo: {prompt}"
     assert chunks[-1]["usage"] == {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}
     keys = wait_stored(redis_server, "s")
@@ -242,7 +272,7 @@ def test_json_hit_from_stream_entry(envoy, llm, redis_server):
     prompt = "Name three uses of copper"
     r1 = post(envoy, "s", chat_body(prompt, stream=True))
     assert_status(r1, "MISS")
-    _, text = parse_stream(r1.text)
+    _, text = parse_stream(utf8(r1))
     wait_stored(redis_server, "s")
     r = post(envoy, "s", chat_body(prompt))
     assert_status(r, "HIT", match="exact")
@@ -262,7 +292,7 @@ def test_stream_semantic_hit(envoy, llm, redis_server):
     wait_stored(redis_server, "s")
     r = post(envoy, "s", chat_body(b, stream=True))
     assert_status(r, "HIT", match="semantic")
-    _, text = parse_stream(r.text)
+    _, text = parse_stream(utf8(r))
     assert text == f"echo: {a}"
 
 
@@ -295,6 +325,23 @@ def test_upstream_drop_mid_stream_not_stored(envoy, cutting_llm, redis_server):
     assert envoy.counter("store_ok") == ok
     cutting_llm.cut = None
     assert_status(post(envoy, "cut", chat_body(prompt, stream=True)), "MISS")
+
+
+@pytest.mark.parametrize("fmt", ["crlf", "nospace", "comments", "split"])
+def test_upstream_sse_framing_variants_are_stored(envoy, cutting_llm, redis_server, fmt):
+    cutting_llm.fmt = fmt
+    prompt = f"Caf\u00e9 na\u00efve \u65e5\u672c\u8a9e {fmt} \u2615 question"
+    r = post(envoy, "cut", chat_body(prompt, stream=True, stream_options={"include_usage": True}))
+    assert_status(r, "MISS")
+    keys = wait_stored(redis_server, "cut")
+    stored = stored_body(redis_server, keys[0])
+    assert stored["choices"][0]["message"]["content"] == f"echo: {prompt}"
+    assert stored["usage"]["total_tokens"] == 12
+    cutting_llm.fmt = None
+    r2 = post(envoy, "cut", chat_body(prompt, stream=True, stream_options={"include_usage": True}))
+    assert_status(r2, "HIT", match="exact")
+    check_hit_stream(r2, stored, include_usage=True)
+    assert cutting_llm.calls == 1
 
 
 def _raw_request(port: int, body: dict) -> bytes:
@@ -368,7 +415,7 @@ def _collect(stream):
 
 def test_sdk_stream_hit_from_stream_entry(envoy, llm, redis_server):
     c = client(envoy)
-    msgs = [{"role": "user", "content": "SDK: describe the colour of the sky on Mars"}]
+    msgs = [{"role": "user", "content": "SDK: describe the colour of the sky on Mars (ciel martien, caf\u00e9, \u65e5\u672c\u8a9e \u2615)"}]
     _, text1, finish1, usage1 = _collect(c.chat.completions.create(
         model=MODEL, messages=msgs, stream=True, stream_options={"include_usage": True}))
     assert text1 == f"echo: {msgs[0]['content']}" and finish1 == ["stop"] and len(usage1) == 1
