@@ -230,6 +230,41 @@ def test_text_parts_equal_plain_string(envoy, llm, embed_openai, redis_server):
     assert llm.calls == 1
 
 
+def test_chunked_request_body_is_buffered(envoy, llm, redis_server):
+    body = chat_body("Which is the longest river in South America?")
+    data = json.dumps(body).encode()
+
+    def slowly():
+        for i in range(0, len(data), 16):
+            yield data[i:i + 16]
+            time.sleep(0.002)
+
+    h = {"authorization": CLIENT_AUTH, "content-type": "application/json"}
+    r = requests.post(envoy.url("main"), data=slowly(), headers=h, timeout=20)
+    assert_status(r, "MISS")
+    assert llm.last()["json"] == body
+    wait_stored(redis_server, "main")
+    r = requests.post(envoy.url("main"), data=slowly(), headers=h, timeout=20)
+    assert_status(r, "HIT", match="exact")
+    assert llm.calls == 1
+
+
+def test_azure_deployment_path_is_the_model(envoy, llm, redis_server):
+    def path(dep):
+        return f"/openai/deployments/{dep}/chat/completions?api-version=2024-10-21"
+
+    body = {"messages": [{"role": "user", "content": "Name the three states of matter"}]}  # no model
+    hdrs = {"authorization": None, "api-key": "azure-client-key"}
+    r = ask(envoy, "main", body=body, path=path("gpt4o-prod"), headers=hdrs)
+    assert_status(r, "MISS")
+    assert llm.last()["path"] == "/openai/deployments/gpt4o-prod/chat/completions"
+    keys = wait_stored(redis_server, "main")
+    assert redis_server.command("HGET", keys[0], "model") == b"azure/gpt4o-prod"
+    assert_status(ask(envoy, "main", body=body, path=path("gpt4o-prod"), headers=hdrs), "HIT", match="exact")
+    assert_status(ask(envoy, "main", body=body, path=path("gpt35-test"), headers=hdrs), "MISS")
+    assert llm.calls == 2
+
+
 def test_embedded_text_is_normalised(envoy, embed_openai, redis_server):
     ask(envoy, "main", "  Spell\u00a0the   word\n\tnecessary  ")
     assert embed_openai.last()["json"]["input"] in ("Spell the word necessary", ["Spell the word necessary"])
@@ -311,7 +346,9 @@ def test_route_partition_by_envoy_route_name(envoy, llm, redis_server):
     prompt = "Which planet has the most moons"
     miss_and_store(envoy, redis_server, "main", prompt, path="/v1/chat/completions")
     r = ask(envoy, "main", prompt, path="/alt/v1/chat/completions")
-    assert_status(r, "MISS")
+    assert cache(r) == "MISS", (
+        "an entry stored through route `main_default` answered a request on route `main_alt`: the filter "
+        "does not see the Envoy route name (partition.route) -- " + explain(r))
     assert llm.calls == 2
     wait_stored(redis_server, "main", 2)
     assert_status(ask(envoy, "main", prompt, path="/alt/v1/chat/completions"), "HIT", match="exact")
@@ -328,6 +365,9 @@ def _with_system(prompt, system):
     return [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
 
 
+TOOL_A = [{"type": "function", "function": {"name": "a", "parameters": {"type": "object"}}}]
+TOOL_B = [{"type": "function", "function": {"name": "b", "parameters": {"type": "object"}}}]
+
 ANSWER_VARIANTS = {
     "system-prompt": ({"messages": _with_system("Q", "You are terse.")},
                       {"messages": _with_system("Q", "You are verbose.")}),
@@ -335,9 +375,8 @@ ANSWER_VARIANTS = {
                                     {"role": "user", "content": "Q"}]},
                       {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Go away"},
                                     {"role": "user", "content": "Q"}]}),
-    "tools": ({"tools": [{"type": "function", "function": {"name": "a", "parameters": {"type": "object"}}}]},
-              {"tools": [{"type": "function", "function": {"name": "b", "parameters": {"type": "object"}}}]}),
-    "tools-vs-none": ({}, {"tools": [{"type": "function", "function": {"name": "a", "parameters": {"type": "object"}}}]}),
+    "tools": ({"tools": TOOL_A}, {"tools": TOOL_B}),
+    "tools-vs-none": ({}, {"tools": TOOL_A}),
     "response_format": ({}, {"response_format": {"type": "json_object"}}),
     "max_tokens": ({"max_tokens": 50}, {"max_tokens": 51}),
     "max_completion_tokens": ({}, {"max_completion_tokens": 20}),
@@ -736,6 +775,9 @@ def test_rule_route_name_match(envoy, llm, redis_server):
     path = "/premium/v1/chat/completions"
     miss_and_store(envoy, redis_server, "rules", BASE, path=path)
     r = ask(envoy, "rules", MID, path=path)
+    assert cache(r) == "HIT", (
+        f"distance {d:.4f} is within the `premium` rule's threshold {LOOSE} but above the default "
+        f"{RULES_THRESHOLD}: the rule with match.routeName=premium did not apply -- " + explain(r))
     assert_status(r, "HIT", match="semantic")
     assert llm.calls == 1
 

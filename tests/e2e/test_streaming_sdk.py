@@ -415,7 +415,9 @@ def _collect(stream):
 
 def test_sdk_stream_hit_from_stream_entry(envoy, llm, redis_server):
     c = client(envoy)
-    msgs = [{"role": "user", "content": "SDK: describe the colour of the sky on Mars (ciel martien, caf\u00e9, \u65e5\u672c\u8a9e \u2615)"}]
+    msgs = [{"role": "user",
+             "content": "SDK: describe the colour of the sky on Mars "
+                        "(ciel martien, caf\u00e9, \u65e5\u672c\u8a9e \u2615)"}]
     _, text1, finish1, usage1 = _collect(c.chat.completions.create(
         model=MODEL, messages=msgs, stream=True, stream_options={"include_usage": True}))
     assert text1 == f"echo: {msgs[0]['content']}" and finish1 == ["stop"] and len(usage1) == 1
