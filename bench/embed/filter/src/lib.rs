@@ -1,0 +1,82 @@
+//! Bench filter: `GET /` with `x-embed-text: <text>` -> 200 with `x-embed-us` (tokenize + inference,
+//! microseconds, host clock), `x-embed-tokens`, `x-embed-dims`, `x-embed-model`. The model is loaded once
+//! per VM in `on_vm_start`, as the real filter does; its load time is logged.
+#[path = "../../../../src/core/embed/local.rs"]
+#[allow(dead_code)]
+mod local;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use local::LocalEmbedder;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType, LogLevel};
+
+thread_local! {
+    static EMB: RefCell<Option<Rc<LocalEmbedder>>> = const { RefCell::new(None) };
+}
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root) });
+}}
+
+fn now_us() -> u128 {
+    proxy_wasm::hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_micros())
+        .unwrap_or(0)
+}
+
+struct Root;
+impl Context for Root {}
+impl RootContext for Root {
+    fn on_vm_start(&mut self, _: usize) -> bool {
+        let t0 = now_us();
+        match LocalEmbedder::embedded() {
+            Ok(e) => {
+                log::info!("embed-bench: loaded {} in {} ms", e.model_name(), (now_us() - t0) / 1000);
+                EMB.with(|c| *c.borrow_mut() = Some(Rc::new(e)));
+                true
+            }
+            Err(e) => {
+                proxy_wasm::hostcalls::log(LogLevel::Critical, &format!("embed-bench: load failed: {e}")).ok();
+                false
+            }
+        }
+    }
+    fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Http))
+    }
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+struct Http;
+impl Context for Http {}
+impl HttpContext for Http {
+    fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+        let text = self.get_http_request_header("x-embed-text").unwrap_or_default();
+        let Some(emb) = EMB.with(|c| c.borrow().clone()) else {
+            self.send_http_response(503, vec![("x-embed-error", "no model")], None);
+            return Action::Pause;
+        };
+        let t0 = now_us();
+        let r = emb.token_ids(&text).and_then(|ids| emb.embed_ids(&ids).map(|v| (ids.len(), v)));
+        let us = now_us() - t0;
+        match r {
+            Ok((n, v)) => {
+                let (us, n, d) = (us.to_string(), n.to_string(), v.len().to_string());
+                self.send_http_response(
+                    200,
+                    vec![("x-embed-us", &us), ("x-embed-tokens", &n), ("x-embed-dims", &d), ("x-embed-model", emb.model_name())],
+                    Some(b"ok\n"),
+                );
+            }
+            Err(e) => self.send_http_response(500, vec![("x-embed-error", &e.to_string())], None),
+        }
+        Action::Pause
+    }
+}

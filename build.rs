@@ -1,0 +1,64 @@
+//! Build script: picks the model embedded by feature `local-model` (src/core/embed/local.rs).
+//!
+//! `SEMCACHE_MODEL_DIR` (build-time env var; default `<crate>/.local/models/default`, a symlink made by
+//! scripts/build-local.sh) must hold `model.onnx` and `tokenizer.json` (+ optional `meta.json` with a
+//! "name"). When both files are there, `cfg(semcache_embedded_model)` is set and `include_bytes!` embeds
+//! them; otherwise the crate still builds and `LocalEmbedder::embedded()` returns `NoEmbeddedModel`.
+//! `SEMCACHE_MAX_TOKENS` (build-time, default 128) is the embedded model's default token cap.
+use std::path::{Path, PathBuf};
+
+fn main() {
+    println!("cargo::rustc-check-cfg=cfg(semcache_embedded_model)");
+    println!("cargo::rerun-if-changed=build.rs");
+    if std::env::var_os("CARGO_FEATURE_LOCAL_MODEL").is_none() {
+        return;
+    }
+    println!("cargo::rerun-if-env-changed=SEMCACHE_MODEL_DIR");
+    println!("cargo::rerun-if-env-changed=SEMCACHE_MAX_TOKENS");
+    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into()));
+    let dir = match std::env::var("SEMCACHE_MODEL_DIR") {
+        Ok(d) if !d.is_empty() => {
+            let p = PathBuf::from(d);
+            if p.is_absolute() { p } else { manifest.join(p) }
+        }
+        _ => manifest.join(".local/models/default"),
+    };
+    let model = dir.join("model.onnx");
+    let tok = dir.join("tokenizer.json");
+    println!("cargo::rustc-env=SEMCACHE_EMBED_MAX_TOKENS={}", std::env::var("SEMCACHE_MAX_TOKENS").unwrap_or_default());
+    if model.is_file() && tok.is_file() {
+        let dir = dir.canonicalize().unwrap_or(dir);
+        let model = dir.join("model.onnx");
+        let tok = dir.join("tokenizer.json");
+        println!("cargo::rerun-if-changed={}", model.display());
+        println!("cargo::rerun-if-changed={}", tok.display());
+        println!("cargo::rerun-if-changed={}", dir.join("meta.json").display());
+        println!("cargo::rustc-cfg=semcache_embedded_model");
+        println!("cargo::rustc-env=SEMCACHE_EMBED_DIR={}", dir.display());
+        println!("cargo::rustc-env=SEMCACHE_EMBED_NAME={}", model_name(&dir));
+    } else {
+        println!(
+            "cargo::warning=local-model: no model.onnx + tokenizer.json in {} (set SEMCACHE_MODEL_DIR or run scripts/build-local.sh); LocalEmbedder::embedded() will return NoEmbeddedModel",
+            dir.display()
+        );
+        // rebuild when the model directory appears
+        let watch = [manifest.join(".local/models"), manifest.join(".local")];
+        if let Some(w) = watch.iter().find(|p| p.is_dir()) {
+            println!("cargo::rerun-if-changed={}", w.display());
+        }
+    }
+}
+
+fn model_name(dir: &Path) -> String {
+    let from_meta = std::fs::read_to_string(dir.join("meta.json")).ok().and_then(|s| {
+        // tiny extraction of "name": "..." without a JSON dependency in the build script
+        let i = s.find("\"name\"")?;
+        let rest = &s[i + 6..];
+        let rest = &rest[rest.find('"')? + 1..];
+        Some(rest[..rest.find('"')?].to_string())
+    });
+    let name = from_meta
+        .or_else(|| dir.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "local".into());
+    name.chars().filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c)).collect()
+}
