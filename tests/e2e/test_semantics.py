@@ -3,12 +3,14 @@ never stored, resource-level rules and metrics. Real Envoy + real .wasm + real R
 stand-in LLM and embedding servers. Names from docs/contract.md.
 
 One Envoy serves these sites (one listener each, each with its own index and key prefix):
-  main     threshold 0.15, maxThreshold 0.30, ttl 300 s, maxTtl 600 s, store.maxTemperature 1.0
+  main     threshold 0.15, maxThreshold 0.30, ttl 300 s, maxTtl 600 s, store.maxTemperature 1.0,
+           an extra Envoy route `main_alt` (/alt/ -> same upstream)
   shared   partition.tenant false (one cache for every caller), skipHeader x-bypass-cache
   tenanthdr partition.tenantHeaders [x-tenant-id]
   ctxwin   partition.contextWindow 2
   lastn    embed.lastUserMessages 2
   tools    store.toolCalls true
+  noroute  partition.route false (an extra route /alt/ -> same upstream)
   small    maxRequestBodyBytes 2000, maxResponseBodyBytes 250
   rules    threshold 0.05 (strict) with rules: /faq/ loose, /faq/special/ off (shadowed), /off/ off,
            routeName "premium" loose, pathTemplate /tenants/{tenant}/v1/chat/completions ttl 77 s
@@ -87,6 +89,9 @@ def envoy(envoy_launcher, embed_openai, redis_server):
         Site("ctxwin", policy_for("ctxwin", eo, threshold=MAIN_THRESHOLD, partition={"contextWindow": 2})),
         Site("lastn", dict(policy_for("lastn", eo, threshold=MAIN_THRESHOLD), embed={"lastUserMessages": 2})),
         Site("tools", policy_for("tools", eo, threshold=MAIN_THRESHOLD, store={"toolCalls": True})),
+        Site("noroute", policy_for("noroute", eo, threshold=MAIN_THRESHOLD, partition={"route": False}),
+             routes=[{"name": "noroute_alt", "match": {"prefix": "/alt/"},
+                      "route": {"cluster": "llm", "timeout": "30s", "regex_rewrite": REWRITE_TO_V1}}]),
         Site("small", policy_for("small", eo, threshold=MAIN_THRESHOLD, maxRequestBodyBytes=2000,
                                  maxResponseBodyBytes=250)),
         Site("rules", policy_for("rules", eo, threshold=RULES_THRESHOLD, rules=rules), routes=rule_routes),
@@ -352,6 +357,21 @@ def test_route_partition_by_envoy_route_name(envoy, llm, redis_server):
     assert llm.calls == 2
     wait_stored(redis_server, "main", 2)
     assert_status(ask(envoy, "main", prompt, path="/alt/v1/chat/completions"), "HIT", match="exact")
+
+
+def test_route_partition_off_shares_across_routes(envoy, llm, redis_server):
+    prompt = "Which planet has the fewest moons"
+    miss_and_store(envoy, redis_server, "noroute", prompt, path="/v1/chat/completions")
+    assert_status(ask(envoy, "noroute", prompt, path="/alt/v1/chat/completions"), "HIT", match="exact")
+    assert llm.calls == 1
+
+
+def test_tenant_partition_applies_to_semantic_tier(envoy, llm, redis_server):
+    assert cosine_distance(BASE, NEAR) < MAIN_THRESHOLD
+    miss_and_store(envoy, redis_server, "main", BASE)
+    assert_status(ask(envoy, "main", NEAR, headers={"authorization": OTHER_AUTH}), "MISS")
+    assert_status(ask(envoy, "main", NEAR), "HIT", match="semantic")
+    assert llm.calls == 2
 
 
 def test_model_partition_is_hard_prefilter(envoy, llm, redis_server):
