@@ -526,10 +526,13 @@ pub fn conn_of(policy: &Policy) -> RedisConn {
 
 /// Checks the replies of a store pipeline (FT.CREATE, HSET, EXPIRE). "Index already exists" is
 /// the normal answer to FT.CREATE.
-pub fn check_store_reply(policy: &Policy, reply: Option<&[u8]>) -> Result<(), String> {
+pub fn check_store_reply(preamble: usize, reply: Option<&[u8]>) -> Result<(), String> {
     let bytes = reply.ok_or("no response (timeout or connection failure)")?;
     let replies = resp::parse_replies(bytes).map_err(|e| e.to_string())?;
-    let replies = resp::split_exact(&conn_of(policy), replies, 3).map_err(|e| e.to_string())?;
+    let replies = resp::split_after_preamble(preamble, replies).map_err(|e| e.to_string())?;
+    if replies.len() != 3 {
+        return Err(format!("expected 3 replies, got {}", replies.len()));
+    }
     for (i, r) in replies.iter().enumerate() {
         if let Reply::Error(msg) = r {
             if !(i == 0 && resp::is_index_exists(msg)) {

@@ -263,10 +263,11 @@ fn what_is_never_stored() {
 
 #[test]
 fn store_reply_check() {
-    let p = policy(serde_json::json!({}));
-    assert_eq!(check_store_reply(&p, Some(b"+OK\r\n:6\r\n:1\r\n+OK\r\n")), Ok(()));
-    assert_eq!(check_store_reply(&p, Some(b"-Index already exists\r\n:6\r\n:1\r\n+OK\r\n")), Ok(()));
-    assert!(check_store_reply(&p, Some(b"+OK\r\n-ERR oom\r\n:0\r\n+OK\r\n")).is_err());
-    assert!(check_store_reply(&p, None).is_err());
-    assert!(check_store_reply(&p, Some(b"+OK\r\n")).is_err());
+    assert_eq!(check_store_reply(0, Some(b"+OK\r\n:6\r\n:1\r\n+OK\r\n")), Ok(()));
+    assert_eq!(check_store_reply(0, Some(b"-Index already exists\r\n:6\r\n:1\r\n+OK\r\n")), Ok(()));
+    assert_eq!(check_store_reply(1, Some(b"+OK\r\n-Index already exists\r\n:6\r\n:1\r\n+OK\r\n")), Ok(()));
+    assert!(check_store_reply(1, Some(b"-WRONGPASS\r\n-ERR\r\n:0\r\n:0\r\n+OK\r\n")).is_err());
+    assert!(check_store_reply(0, Some(b"+OK\r\n-ERR oom\r\n:0\r\n+OK\r\n")).is_err());
+    assert!(check_store_reply(0, None).is_err());
+    assert!(check_store_reply(0, Some(b"+OK\r\n")).is_err());
 }

@@ -61,7 +61,8 @@ pub enum RespError {
 }
 
 /// Number of replies the preamble produces (AUTH and/or SELECT).
-fn preamble_len(conn: &RedisConn) -> usize {
+/// Number of replies (`AUTH`, `SELECT`) that precede the commands' own replies.
+pub fn preamble_len(conn: &RedisConn) -> usize {
     usize::from(conn.password.is_some()) + usize::from(conn.database != 0)
 }
 
@@ -155,8 +156,12 @@ pub fn parse_replies(bytes: &[u8]) -> Result<Vec<Reply>, RespError> {
 /// The `QUIT` `+OK` must be present: without it the stream was cut short at a frame boundary
 /// and the remaining replies cannot be trusted to line up. Callers should still check the count
 /// against their command list (or use [`split_exact`]).
-pub fn split_replies(conn: &RedisConn, mut replies: Vec<Reply>) -> Result<Vec<Reply>, RespError> {
-    let pre = preamble_len(conn);
+pub fn split_replies(conn: &RedisConn, replies: Vec<Reply>) -> Result<Vec<Reply>, RespError> {
+    split_after_preamble(preamble_len(conn), replies)
+}
+
+/// [`split_replies`] for a pipeline whose preamble had `pre` commands.
+pub fn split_after_preamble(pre: usize, mut replies: Vec<Reply>) -> Result<Vec<Reply>, RespError> {
     if replies.len() < pre + 1 {
         return Err(RespError::ReplyCount { expected: pre + 1, got: replies.len() });
     }

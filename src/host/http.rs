@@ -7,7 +7,8 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType};
 
 use crate::core::embed::provider::EmbedError;
-use crate::core::flow::{Command, Flow, Level, RequestMeta};
+use crate::core::flow::{conn_of, Command, Flow, Level, RequestMeta};
+use crate::core::resp;
 use crate::core::metrics::{Metric, Timing};
 use crate::core::store_job::StoreJob;
 use crate::host::calls;
@@ -114,7 +115,8 @@ impl Stream {
             return;
         };
         let vs = &policy.vector_store;
-        let job = StoreJob { cluster: vs.cluster.clone(), timeout_ms: vs.timeout_ms as u32, pipeline };
+        let preamble = u8::try_from(resp::preamble_len(&conn_of(policy))).unwrap_or(0);
+        let job = StoreJob { cluster: vs.cluster.clone(), timeout_ms: vs.timeout_ms as u32, preamble, pipeline };
         if let Err(e) = calls::enqueue(queue, &job.encode()) {
             self.shared.count(Metric::StoreError);
             calls::log(Level::Warn, &format!("store enqueue failed: {e:?}"));
@@ -181,7 +183,10 @@ impl HttpContext for Stream {
         };
         let method = calls::request_header(":method").unwrap_or_default();
         let path = calls::request_header(":path").unwrap_or_default();
-        let route = calls::property_string(vec!["route_name"]);
+        // Envoy 1.40 exposes the route name as `xds.route_name`; older builds as `route_name`.
+        let route = calls::property_string(vec!["xds", "route_name"])
+            .or_else(|| calls::property_string(vec!["route_name"]))
+            .filter(|r| !r.is_empty());
         let header = |name: &str| calls::request_header(name);
         let meta = RequestMeta { method: &method, path: &path, route_name: route.as_deref(), end_of_stream, header: &header };
         let (buffer, cmds) = flow.on_request_headers(&meta);

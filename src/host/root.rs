@@ -41,8 +41,8 @@ impl Shared {
 
 pub struct Root {
     shared: Rc<Shared>,
-    /// Store callouts in flight: token -> policy used to check the reply.
-    stores: RefCell<Vec<u32>>,
+    /// Store callouts in flight: (token, preamble length of that pipeline).
+    stores: RefCell<Vec<(u32, usize)>>,
 }
 
 impl Root {
@@ -57,11 +57,10 @@ impl Root {
 impl Context for Root {
     fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize, _trailers: usize) {
         let mut stores = self.stores.borrow_mut();
-        let Some(pos) = stores.iter().position(|t| *t == token) else { return };
-        stores.swap_remove(pos);
-        let Ok(policy) = &self.shared.policy else { return };
+        let Some(pos) = stores.iter().position(|(t, _)| *t == token) else { return };
+        let (_, preamble) = stores.swap_remove(pos);
         let reply = calls::call_response(num_headers, body_size);
-        match check_store_reply(policy, reply.as_ref().map(|(_, b)| b.as_slice())) {
+        match check_store_reply(preamble, reply.as_ref().map(|(_, b)| b.as_slice())) {
             Ok(()) => self.shared.count(Metric::StoreOk),
             Err(e) => {
                 self.shared.count(Metric::StoreError);
@@ -120,7 +119,7 @@ impl RootContext for Root {
                 continue;
             };
             match calls::dispatch(&job.cluster, &job.cluster, "/", &[], &job.pipeline, u64::from(job.timeout_ms)) {
-                Ok(token) => self.stores.borrow_mut().push(token),
+                Ok(token) => self.stores.borrow_mut().push((token, usize::from(job.preamble))),
                 Err(e) => {
                     self.shared.count(Metric::StoreError);
                     calls::log(Level::Warn, &format!("store dispatch to cluster `{}` failed: {e:?}", job.cluster));
