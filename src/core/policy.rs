@@ -287,7 +287,12 @@ fn d_index() -> String { "semcache_idx".into() }
 fn d_prefix() -> String { "semcache:".into() }
 fn d_redis_timeout() -> u64 { 1000 }
 
+/// Default distance threshold for remote providers (their distance scales differ by model;
+/// calibrate per model). The in-filter model has its own, measured default below.
 pub const DEFAULT_THRESHOLD: f64 = 0.1;
+/// all-MiniLM-L6-v2 with mean pooling: the <=1% false-hit point on fow-cache (0.0085), rounded
+/// down; see bench/quality/results.md.
+pub const DEFAULT_THRESHOLD_LOCAL: f64 = 0.008;
 pub const DEFAULT_TTL_SECS: u64 = 3600;
 
 // ---------- validation ----------
@@ -342,10 +347,11 @@ impl TryFrom<RawPolicy> for Policy {
     fn try_from(raw: RawPolicy) -> Result<Self, PolicyError> {
         let embedding = validate_embedding(raw.embedding)?;
         let vector_store = validate_store(raw.vector_store)?;
+        let threshold = if embedding.provider == Provider::Local { DEFAULT_THRESHOLD_LOCAL } else { DEFAULT_THRESHOLD };
         let base = Settings {
             enabled: true,
-            threshold: DEFAULT_THRESHOLD,
-            max_threshold: DEFAULT_THRESHOLD,
+            threshold,
+            max_threshold: threshold,
             ttl_secs: DEFAULT_TTL_SECS,
             max_ttl_secs: TTL_CEILING_SECS,
             embed: EmbedOpts { last_user_messages: 1 },
