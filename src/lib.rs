@@ -1,5 +1,6 @@
 //! Semantic cache for LLM APIs, as an Envoy proxy-wasm HTTP filter.
 //! `core` is host-free and unit-tested natively; `host` is the thin proxy-wasm layer.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 pub mod core;
 #[cfg(target_arch = "wasm32")]
 mod host;
