@@ -11,6 +11,8 @@ proxy_wasm::main! {{
     std::panic::set_hook(Box::new(|info| {
         let _ = proxy_wasm::hostcalls::log(proxy_wasm::types::LogLevel::Critical, &format!("semantic-cache panic: {info}"));
     }));
-    proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Trace);
+    // Only warnings from dependencies (tract logs every graph rewrite at debug); our own lines go
+    // through hostcalls::log directly.
+    proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Warn);
     proxy_wasm::set_root_context(|_| -> Box<dyn proxy_wasm::traits::RootContext> { Box::new(host::root::Root::new()) });
 }}

@@ -310,7 +310,11 @@ impl Flow {
     /// Reply of a Redis callout: `None` when the call failed.
     pub fn on_redis_reply(&mut self, reply: Option<&[u8]>, now_secs: u64) -> Vec<Command> {
         let mut cmds = Vec::new();
-        let reply = match reply.ok_or(resp::RespError::Incomplete).and_then(|b| self.single_reply(b)) {
+        let Some(bytes) = reply else {
+            self.redis_failed("no response (timeout or connection failure)", &mut cmds);
+            return cmds;
+        };
+        let reply = match self.single_reply(bytes) {
             Ok(r) => r,
             Err(e) => {
                 self.redis_failed(&e.to_string(), &mut cmds);

@@ -232,6 +232,17 @@ HTTP1_ONLY = {
 }
 
 
+# Redis closes the connection after QUIT; a pooled connection must never carry a second pipeline
+# (a callout dispatched right after the previous reply would land on the closing socket).
+ONE_REQUEST_PER_CONNECTION = {
+    "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+        "common_http_protocol_options": {"max_requests_per_connection": 1},
+        "explicit_http_config": {"http_protocol_options": {}},
+    }
+}
+
+
 def static_cluster(name: str, port: int, host: str = "127.0.0.1", tcp: bool = False,
                    connect_timeout: str = "1s") -> dict:
     c = {
@@ -247,6 +258,7 @@ def static_cluster(name: str, port: int, host: str = "127.0.0.1", tcp: bool = Fa
     }
     if tcp:
         c["upstream_config"] = TCP_UPSTREAM
+        c["typed_extension_protocol_options"] = ONE_REQUEST_PER_CONNECTION
     return c
 
 

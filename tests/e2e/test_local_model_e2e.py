@@ -1,0 +1,93 @@
+"""The in-filter model end to end (issue 4): provider `local`, no embedding service anywhere.
+
+One Envoy with the local-model build (`build/semantic_cache_local.wasm`, made by `make build-local`),
+clusters only for the LLM stand-in and Redis. MISS, then a paraphrase HIT, then an unrelated MISS.
+"""
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from harness import ROOT, EnvoyProcess, Site, chat_body, static_cluster
+
+LOCAL_WASM = Path(os.environ.get("SEMCACHE_LOCAL_WASM") or ROOT / "build" / "semantic_cache_local.wasm")
+AUTH = {"authorization": "Bearer sk-local-test"}
+
+
+def local_policy() -> dict:
+    # No threshold given: the provider's measured default (0.008 for all-MiniLM-L6-v2) applies.
+    return {
+        "embedding": {"provider": "local", "dimensions": 384},
+        "vectorStore": {"indexName": "sc_local_idx", "keyPrefix": "sc_local:"},
+    }
+
+
+@pytest.fixture(scope="module")
+def envoy(redis_server, llm, tmp_path_factory):
+    if not LOCAL_WASM.exists():
+        pytest.fail(f"{LOCAL_WASM} missing: run `make build-local`")
+    redis_server.flushall()
+    clusters = {
+        "llm": static_cluster("llm", llm.port, connect_timeout="2s"),
+        "redis": static_cluster("redis", redis_server.port, tcp=True),
+    }
+    # concurrency 1: every worker compiles and holds the model; one is enough here.
+    e = EnvoyProcess([Site("local", local_policy())], clusters, LOCAL_WASM,
+                     workdir=tmp_path_factory.mktemp("envoy-local"), concurrency=1)
+    e.start(timeout=180)
+    yield e
+    e.stop()
+
+
+def ask(envoy, prompt: str) -> requests.Response:
+    return requests.post(envoy.url("local"), json=chat_body(prompt), headers=AUTH, timeout=30)
+
+
+def test_model_loaded_with_its_dimensions(envoy):
+    log = envoy.log_since(0)
+    assert re.search(r"policy loaded: provider=local dims=384 threshold=0.008", log), log[-3000:]
+    assert "local embedding model unavailable" not in log
+
+
+def wait_entries(redis_server, n: int) -> None:
+    """The store runs after the response has gone out: wait until n entries exist."""
+    for _ in range(100):
+        if len(redis_server.keys("sc_local:*")) >= n:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"expected {n} stored entries, have {redis_server.keys('sc_local:*')}")
+
+
+def test_miss_paraphrase_hit_unrelated_miss(envoy, llm, redis_server):
+    r = ask(envoy, "What is the capital of France?")
+    assert r.status_code == 200 and r.headers["x-cache-status"] == "MISS"
+    assert llm.calls == 1
+    wait_entries(redis_server, 1)
+    r = ask(envoy, "What's the capital of France?")
+    assert r.headers["x-cache-status"] == "HIT", r.headers
+    assert r.headers["x-cache-match"] == "semantic"
+    assert 0 < float(r.headers["x-cache-distance"]) <= 0.008
+    assert r.json()["choices"][0]["message"]["content"] == "echo: What is the capital of France?"
+    calls = llm.calls
+    r = ask(envoy, "What is the capital of Germany?")
+    assert r.headers["x-cache-status"] == "MISS"
+    assert llm.calls == calls + 1
+
+
+def test_exact_repeat_hits_exact_tier(envoy, redis_server):
+    redis_server.delete_all_keys()
+    assert ask(envoy, "How many legs does a spider have?").headers["x-cache-status"] == "MISS"
+    wait_entries(redis_server, 1)
+    r = ask(envoy, "How  many legs does a spider have?")  # whitespace is normalised
+    assert r.headers["x-cache-status"] == "HIT"
+    assert r.headers["x-cache-match"] == "exact"
+
+
+def test_embedding_time_is_recorded(envoy):
+    stats = envoy.admin_get("/stats?filter=semantic_cache.embed_us")
+    assert "semantic_cache.embed_us" in stats
