@@ -8,9 +8,10 @@ PYTEST      := $(VENV)/bin/pytest
 WASM_OUT    := target/wasm32-wasip1/release/semantic_cache.wasm
 LOCAL_WASM  := build/semantic_cache_local.wasm
 
-# Local stack (`make up`). Hooks for the local model: WASM=$(LOCAL_WASM) POLICY=envoy/policies/local.json
-WASM          ?= $(ROOT)/$(WASM_OUT)
-POLICY        ?= $(ROOT)/envoy/policies/openai-compatible.json
+# Local stack (`make up`): the filter with the in-filter model and the `local` policy by default.
+# Remote provider instead: make up WASM=$(ROOT)/$(WASM_OUT) POLICY=envoy/policies/openai-compatible.json EMBED_...
+WASM          ?= $(ROOT)/$(LOCAL_WASM)
+POLICY        ?= $(ROOT)/envoy/policies/local.json
 LLM_BASE_URL  ?= https://api.openai.com
 REDIS_PORT    ?= 6379
 LISTEN_PORT   ?= 10000
@@ -43,15 +44,15 @@ build:
 build-local:
 	scripts/build-local.sh
 
-test: install build test-rust test-e2e
+test: install build build-local test-rust test-e2e
 
 test-rust:
 	cargo test
 
 test-e2e:
-	$(PYTEST) tests -q -rfE --tb=short $(PYTEST_ARGS)
+	SEMCACHE_REQUIRE_ALL=1 $(PYTEST) tests -q -rfE --tb=short $(PYTEST_ARGS)
 
-up: install
+up: install build-local
 	scripts/stack.sh up
 
 down:

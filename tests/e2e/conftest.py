@@ -40,6 +40,10 @@ def pytest_runtest_setup(item):
 def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
+    if rep.skipped and os.environ.get("SEMCACHE_REQUIRE_ALL") == "1":
+        # `make test` builds every artifact first: a skip there means a missing build step.
+        rep.outcome = "failed"
+        rep.longrepr = f"skipped although SEMCACHE_REQUIRE_ALL=1: {rep.longrepr}"
     if rep.failed:
         offsets = getattr(item, "_envoy_log_offsets", {})
         for e in _RUNNING_ENVOYS:

@@ -81,6 +81,9 @@ class _StandIn:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in separate writes: without TCP_NODELAY the body waits
+            # ~40 ms for a delayed ACK, which would dominate every latency figure.
+            disable_nagle_algorithm = True
 
             def log_message(self, fmt, *args):  # keep pytest output quiet
                 pass
