@@ -29,6 +29,13 @@ from standins import EmbeddingStandIn
 
 COMPOSE = ROOT / "docker-compose.yml"
 ENVOY_COMPOSE = ROOT / "envoy" / "envoy-compose.yaml"
+ENVOY_COMPOSE_SIDECAR = ROOT / "envoy" / "envoy-compose-sidecar.yaml"
+LOCAL_WASM = ROOT / "build" / "semantic_cache_local.wasm"
+# compose service -> (its Envoy config, the wasm it mounts)
+COMPOSE_ENVOYS = {
+    "envoy": (ENVOY_COMPOSE, LOCAL_WASM),
+    "envoy-sidecar": (ENVOY_COMPOSE_SIDECAR, harness.DEFAULT_WASM),
+}
 TEMPLATE = ROOT / "envoy" / "envoy-local.yaml.tmpl"
 SCHEMA = ROOT / "policy-schema.json"
 POLICIES = sorted((ROOT / "envoy" / "policies").glob("*.json"))
@@ -61,6 +68,7 @@ def test_compose_parses_and_mounts_exist():
     assert compose["services"]["redis"]["image"].startswith("redis:8")
     assert compose["services"]["envoy"]["image"].startswith("envoyproxy/envoy:v1.40")
     assert "embedder" in compose["services"] and compose["services"]["embedder"].get("profiles")
+    assert compose["services"]["envoy-sidecar"].get("profiles") == compose["services"]["embedder"]["profiles"]
     mounts = list(_mounts(compose))
     assert mounts, "compose mounts nothing?"
     missing = []
@@ -71,22 +79,28 @@ def test_compose_parses_and_mounts_exist():
         if not (ROOT / rel).exists():
             missing.append(f"{svc}: {src}")
     assert not missing, f"docker-compose.yml mounts files that do not exist: {missing}"
-    wasm_mounts = [src for _, src in mounts if src.endswith(".wasm")]
-    assert [os.path.normpath(w) for w in wasm_mounts] == [str(harness.DEFAULT_WASM.relative_to(ROOT))], \
-        "the envoy service must mount the `make build` output"
-    envoy_cmd = " ".join(compose["services"]["envoy"].get("command", []))
-    assert "/etc/envoy/envoy.yaml" in envoy_cmd
+    wasm_mounts = {svc: os.path.normpath(src) for svc, src in mounts if src.endswith(".wasm")}
+    assert wasm_mounts == {svc: str(w.relative_to(ROOT)) for svc, (_, w) in COMPOSE_ENVOYS.items()}, \
+        "envoy mounts the `make build-local` output, envoy-sidecar the `make build` output"
+    for svc, (cfg, _) in COMPOSE_ENVOYS.items():
+        envoy_cmd = " ".join(compose["services"][svc].get("command", []))
+        assert "/etc/envoy/envoy.yaml" in envoy_cmd
+        assert any(os.path.normpath(src) == str(cfg.relative_to(ROOT)) for s2, src in mounts if s2 == svc)
 
 
 def test_compose_wasm_is_make_build_output():
-    # `make test` builds before running pytest, so the mounted build output must exist now
-    p = harness.DEFAULT_WASM
-    assert p.exists() and p.stat().st_size > 0, f"{p} missing: run `make build`"
+    # `make test` builds before running pytest, so the mounted build outputs must exist now
+    for _, p in COMPOSE_ENVOYS.values():
+        assert p.exists() and p.stat().st_size > 0, f"{p} missing: run `make build` / `make build-local`"
 
 
-def test_envoy_compose_yaml_validates(tmp_path, wasm_file):
-    text = ENVOY_COMPOSE.read_text()
+@pytest.mark.parametrize("service", sorted(COMPOSE_ENVOYS))
+def test_envoy_compose_yaml_validates(tmp_path, service):
+    cfg_path, wasm_file = COMPOSE_ENVOYS[service]
+    text = cfg_path.read_text()
     assert "/etc/envoy/semantic_cache.wasm" in text
+    # Redis closes the connection after QUIT: a pooled connection must not carry a second pipeline.
+    assert "max_requests_per_connection: 1" in text
     local = text.replace("/etc/envoy/semantic_cache.wasm", str(wasm_file))
     cfg = tmp_path / "envoy-compose.local.yaml"
     cfg.write_text(local)
@@ -144,8 +158,9 @@ def test_example_policy_validates(validator, policy_file):
     assert policy["embedding"]["provider"] == policy_file.stem
 
 
-def test_compose_policy_validates(validator):
-    cfg = yaml.safe_load(ENVOY_COMPOSE.read_text())
+@pytest.mark.parametrize("service", sorted(COMPOSE_ENVOYS))
+def test_compose_policy_validates(validator, service):
+    cfg = yaml.safe_load(COMPOSE_ENVOYS[service][0].read_text())
     hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
     wasm = next(f for f in hcm["http_filters"] if f["name"] == "envoy.filters.http.wasm")
     policy = json.loads(wasm["typed_config"]["config"]["configuration"]["value"])
@@ -157,7 +172,10 @@ def test_compose_policy_validates(validator):
     clusters = {c["name"]: c for c in cfg["static_resources"]["clusters"]}
     ep = clusters["redis"]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
     assert ep["address"] == "redis"
-    assert re.match(r"^http://embedder:\d+/", policy["embedding"]["url"])
+    if service == "envoy":
+        assert policy["embedding"]["provider"] == "local"
+    else:
+        assert re.match(r"^http://embedder:\d+/", policy["embedding"]["url"])
 
 
 def test_e2e_test_policies_validate(validator):
