@@ -29,10 +29,7 @@ fn now_us() -> u128 {
         .unwrap_or(0)
 }
 
-struct Root;
-impl Context for Root {}
-impl RootContext for Root {
-    fn on_vm_start(&mut self, _: usize) -> bool {
+fn load() -> bool {
         let t0 = now_us();
         match LocalEmbedder::embedded() {
             Ok(e) => {
@@ -45,6 +42,16 @@ impl RootContext for Root {
                 false
             }
         }
+}
+
+struct Root;
+impl Context for Root {}
+impl RootContext for Root {
+    /// plugin configuration "lazy": load on the first request of each worker instead of at VM start
+    /// (the main-thread VM then never loads the model).
+    fn on_configure(&mut self, _: usize) -> bool {
+        let lazy = self.get_plugin_configuration().is_some_and(|c| c.starts_with(b"lazy"));
+        if lazy { true } else { load() }
     }
     fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(Http))
@@ -59,6 +66,9 @@ impl Context for Http {}
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
         let text = self.get_http_request_header("x-embed-text").unwrap_or_default();
+        if EMB.with(|c| c.borrow().is_none()) {
+            load();
+        }
         let Some(emb) = EMB.with(|c| c.borrow().clone()) else {
             self.send_http_response(503, vec![("x-embed-error", "no model")], None);
             return Action::Pause;
