@@ -197,6 +197,35 @@ class Envoy:
         self.log.close()
 
 
+def head_of_line(port, texts, n=40):
+    """Wall latency of a tiny request ("hi", ~3 tokens) alone, then while another client keeps the (only)
+    worker busy with 128-token embeds: what one embed costs the other requests on its worker."""
+    import threading
+
+    def tiny():
+        t = time.monotonic()
+        get(port, "hi")
+        return (time.monotonic() - t) * 1000
+
+    alone = [tiny() for _ in range(n)]
+    stop = threading.Event()
+
+    def hog():
+        while not stop.is_set():
+            get(port, texts["128"], timeout=30)
+
+    th = threading.Thread(target=hog, daemon=True)
+    th.start()
+    time.sleep(0.2)
+    busy = []
+    for _ in range(n):
+        busy.append(tiny())
+        time.sleep(0.013)  # desynchronise from the hog's period
+    stop.set()
+    th.join(30)
+    return {"hol_alone_p50_ms": pctl(alone, 50), "hol_busy_p50_ms": pctl(busy, 50), "hol_busy_p95_ms": pctl(busy, 95)}
+
+
 def pctl(xs, p):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(round((len(xs) - 1) * p / 100.0)))]
@@ -220,6 +249,7 @@ def measure(envoy_bin, wasm, texts, n_req, lazy=False):
                     res[f"p50_ms_{key}"] = pctl(us, 50) / 1000
                     res[f"p95_ms_{key}"] = pctl(us, 95) / 1000
                     res[f"tokens_{key}"] = toks
+                res.update(head_of_line(e.port, texts))
             else:
                 # warm every worker a little (connections are spread over workers)
                 for _ in range(10 * conc):
@@ -292,8 +322,9 @@ def render(results, names):
     lines = [f"Baseline Envoy (no wasm): start {b.get('start_s_c1', 0):.2f} s, RSS {b.get('rss_mb_c1', 0):.0f} MB (c=1), "
              f"{b.get('rss_mb_c2', 0):.0f} MB (c=2)", "",
              "| model | model.onnx MB | .wasm MB | Envoy start (c=1) s / added s | RSS c=1 / c=2 MB | RSS per worker MB "
-             "| Envoy p50 / p95 ms, 16 tok | Envoy p50 / p95 ms, 128 tok | native p50 ms 16 / 128 |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| Envoy p50 / p95 ms, 16 tok | Envoy p50 / p95 ms, 128 tok | native p50 ms 16 / 128 "
+             "| tiny request alone / next to 128-tok embeds, p50 (p95) ms |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for n in names:
         r = results[n]
         if "error" in r:
@@ -304,7 +335,9 @@ def render(results, names):
             f"| {r['rss_mb_c1']:.0f} / {r['rss_mb_c2']:.0f} | {r['rss_mb_per_worker']:.0f} "
             f"| {r['p50_ms_16']:.2f} / {r['p95_ms_16']:.2f} ({r['tokens_16']} tok) "
             f"| {r['p50_ms_128']:.2f} / {r['p95_ms_128']:.2f} ({r['tokens_128']} tok) "
-            f"| {r.get('native_p50_ms_16', float('nan')):.2f} / {r.get('native_p50_ms_128', float('nan')):.2f} |")
+            f"| {r.get('native_p50_ms_16', float('nan')):.2f} / {r.get('native_p50_ms_128', float('nan')):.2f} "
+            f"| {r.get('hol_alone_p50_ms', float('nan')):.1f} / {r.get('hol_busy_p50_ms', float('nan')):.1f} "
+            f"({r.get('hol_busy_p95_ms', float('nan')):.1f}) |")
     return "\n".join(lines)
 
 
