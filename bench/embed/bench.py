@@ -95,6 +95,8 @@ def build_filter(name: str, no_build: bool) -> Path:
     env["SEMCACHE_MODEL_DIR"] = str(d.resolve())
     env["RUSTFLAGS"] = (env.get("RUSTFLAGS", "") + " -C target-feature=+simd128").strip()
     env["CARGO_TARGET_DIR"] = str(TARGET)
+    # same opt-level as scripts/build-local.sh uses for the real filter (default z)
+    env["CARGO_PROFILE_RELEASE_OPT_LEVEL"] = env.get("SEMCACHE_WASM_OPT_LEVEL", "z")
     print(f"[bench] building filter for {name} ...", file=sys.stderr, flush=True)
     t0 = time.time()
     subprocess.check_call(["cargo", "build", "--release", "--target", "wasm32-wasip1",
