@@ -183,6 +183,17 @@ def test_long_input_is_truncated_like_reference(served):
     assert float(a @ b) > 0.99999
 
 
+def test_huge_input_is_cheap_and_same_as_prefix(served):
+    port, ref, health, d = served
+    huge = LONG * 400  # ~1 MB: only the first max_tokens*100 characters are tokenized
+    t = time.time()
+    st, body = post(port, {"input": huge})
+    assert st == 200 and time.time() - t < 5
+    assert body["usage"]["prompt_tokens"] == MAX_TOKENS
+    st, body2 = post(port, {"input": LONG})
+    assert float(np.array(body["data"][0]["embedding"]) @ np.array(body2["data"][0]["embedding"])) > 0.99999
+
+
 def test_batch_and_response_shape(served):
     port, ref, health, d = served
     texts = ["first", "second sentence", "third one here"]

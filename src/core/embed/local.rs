@@ -27,6 +27,11 @@ use tract_onnx::tract_hir::internal::{DimLike, Factoid};
 pub const MAX_TOKENS_LIMIT: usize = 512;
 /// Lower bound: room for [CLS] and [SEP] plus one token.
 pub const MIN_TOKENS: usize = 3;
+/// Text beyond `max_tokens * MAX_CHARS_PER_TOKEN` characters is not tokenized at all (it would be truncated
+/// away anyway): bounds the tokenizer's cost for huge prompts. 100 is WordPiece's longest word (longer
+/// words become one [UNK]), so any text whose first that-many characters already give `max_tokens` tokens
+/// gets exactly the same ids.
+pub const MAX_CHARS_PER_TOKEN: usize = 100;
 
 /// Errors of the local embedder. `Display` never contains the input text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,6 +210,11 @@ impl LocalEmbedder {
 
     /// Token ids fed to the model for `text` (special tokens included, truncated to `max_tokens`).
     pub fn token_ids(&self, text: &str) -> Result<Vec<u32>, LocalEmbedError> {
+        let cap = self.max_tokens.saturating_mul(MAX_CHARS_PER_TOKEN);
+        let text = match text.char_indices().nth(cap) {
+            Some((byte, _)) => &text[..byte],
+            None => text,
+        };
         let enc = self
             .tokenizer
             .encode(text, true)
