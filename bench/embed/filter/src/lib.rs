@@ -33,7 +33,12 @@ fn load() -> bool {
         let t0 = now_us();
         match LocalEmbedder::embedded() {
             Ok(e) => {
-                log::info!("embed-bench: loaded {} in {} ms", e.model_name(), (now_us() - t0) / 1000);
+                log::info!(
+                    "embed-bench: loaded {} in {} ms, linear memory {} MB",
+                    e.model_name(),
+                    (now_us() - t0) / 1000,
+                    linear_memory_mb()
+                );
                 EMB.with(|c| *c.borrow_mut() = Some(Rc::new(e)));
                 true
             }
@@ -42,6 +47,17 @@ fn load() -> bool {
                 false
             }
         }
+}
+
+fn linear_memory_mb() -> usize {
+    #[cfg(target_arch = "wasm32")]
+    {
+        core::arch::wasm32::memory_size(0) * 65536 / (1 << 20)
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        0
+    }
 }
 
 struct Root;
@@ -79,9 +95,10 @@ impl HttpContext for Http {
         match r {
             Ok((n, v)) => {
                 let (us, n, d) = (us.to_string(), n.to_string(), v.len().to_string());
+                let mem = linear_memory_mb().to_string();
                 self.send_http_response(
                     200,
-                    vec![("x-embed-us", &us), ("x-embed-tokens", &n), ("x-embed-dims", &d), ("x-embed-model", emb.model_name())],
+                    vec![("x-embed-us", &us), ("x-embed-tokens", &n), ("x-embed-dims", &d), ("x-embed-model", emb.model_name()), ("x-embed-linear-mb", &mem)],
                     Some(b"ok\n"),
                 );
             }
