@@ -17,12 +17,12 @@ REDIS_PORT    ?= 6379
 LISTEN_PORT   ?= 10000
 ADMIN_PORT    ?= 9901
 # EMBED_PROVIDER / EMBED_URL / EMBED_API_KEY / EMBED_MODEL / EMBED_DIMENSIONS override the policy when set.
-export WASM POLICY LLM_BASE_URL REDIS_PORT LISTEN_PORT ADMIN_PORT
+export WASM POLICY LLM_BASE_URL REDIS_PORT LISTEN_PORT ADMIN_PORT EMBEDDER EMBED_PORT
 export EMBED_PROVIDER EMBED_URL EMBED_API_KEY EMBED_MODEL EMBED_DIMENSIONS
 
 PYTEST_ARGS ?=
 
-.PHONY: help install build build-local test test-rust test-e2e up down status bench clean distclean
+.PHONY: help install build build-local test test-rust test-e2e up down status bench bench-cache bench-embed bench-quality clean distclean
 
 help:
 	@echo "make install      idempotent install into .local/ (venv, envoy, redis-server, redisearch.so)"
@@ -30,7 +30,8 @@ help:
 	@echo "make build-local  $(LOCAL_WASM) + build/embed_server (scripts/build-local.sh)"
 	@echo "make test         install, build, cargo test, pytest tests (real Envoy + Redis + wasm)"
 	@echo "make up / down    local stack: redis :$(REDIS_PORT), envoy :$(LISTEN_PORT) (admin :$(ADMIN_PORT)); state in .local/run/"
-	@echo "make bench        benchmark (scripts/bench.sh when present)"
+	@echo "make bench        cache latency through Envoy vs no filter (bench/cache) + in-filter model (bench/embed)"
+	@echo "make bench-quality  hit / false-hit rates of the local model candidates (bench/quality, ~3 min)"
 	@echo "make clean        cargo clean, build/, .local/run/ (distclean also removes .local/)"
 
 install:
@@ -52,7 +53,7 @@ test-rust:
 test-e2e:
 	SEMCACHE_REQUIRE_ALL=1 $(PYTEST) tests -q -rfE --tb=short $(PYTEST_ARGS)
 
-up: install build-local
+up: install build build-local
 	scripts/stack.sh up
 
 down:
@@ -61,8 +62,17 @@ down:
 status:
 	scripts/stack.sh status
 
-bench:
-	@if [ -x scripts/bench.sh ]; then scripts/bench.sh; else echo "bench: scripts/bench.sh not written yet"; fi
+# Benchmarks print ratios measured side by side in one run (never asserted in tests).
+bench: install build build-local bench-cache bench-embed
+
+bench-cache:
+	$(VENV)/bin/python bench/cache/bench.py $(BENCH_ARGS)
+
+bench-embed:
+	bench/embed/bench.sh $(BENCH_EMBED_ARGS)
+
+bench-quality:
+	$(VENV)/bin/python bench/quality/eval.py
 
 clean:
 	-scripts/stack.sh down 2>/dev/null

@@ -13,7 +13,8 @@
 #                            measured on L6-q8: code 10.2 -> 8.1 MB, start 8.4 -> 6.7 s, RSS/worker
 #                            162 -> 151 MB, embed +4 %; see bench/embed/README.md)
 #      SKIP_WASM=1 / SKIP_NATIVE=1  build only one of the two
-#      CARGO_TARGET_DIR      honoured (default ./target)
+#      CARGO_TARGET_DIR      honoured (default ./target/local: its own dir, because the +simd128 / opt-level z
+#                            flags would otherwise make the plain `make build` and this one rebuild each other)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,7 +23,8 @@ LOCAL="$ROOT/.local"
 MODEL="${SEMCACHE_LOCAL_MODEL:-all-MiniLM-L6-v2-q8}"
 MODELS="$LOCAL/models"
 MDIR="$MODELS/$MODEL"
-TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target/local}"
+export CARGO_TARGET_DIR="$TARGET_DIR"
 log() { printf '[build-local] %s\n' "$*" >&2; }
 
 # --- python with numpy/onnx/safetensors (the venv of scripts/install.sh, or a minimal one) ---

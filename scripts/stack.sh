@@ -17,7 +17,16 @@ export REDIS_PORT="${REDIS_PORT:-6379}"
 export LISTEN_PORT="${LISTEN_PORT:-10000}"
 export ADMIN_PORT="${ADMIN_PORT:-9901}"
 export WASM="${WASM:-$ROOT/target/wasm32-wasip1/release/semantic_cache.wasm}"
-export POLICY="${POLICY:-$ROOT/envoy/policies/openai-compatible.json}"
+export POLICY="${POLICY:-$ROOT/envoy/policies/local.json}"
+# EMBEDDER=sidecar: the plain filter calls the native embed_server (same model, own threads) instead of
+# embedding inside Envoy's workers.
+EMBEDDER="${EMBEDDER:-in-filter}"
+EMBED_PORT="${EMBED_PORT:-8081}"
+if [ "$EMBEDDER" = "sidecar" ]; then
+  export WASM="$ROOT/target/wasm32-wasip1/release/semantic_cache.wasm"
+  export EMBED_PROVIDER=openai-compatible EMBED_URL="http://127.0.0.1:$EMBED_PORT/v1/embeddings"
+  export EMBED_MODEL="${EMBED_MODEL:-local}" EMBED_DIMENSIONS="${EMBED_DIMENSIONS:-384}"
+fi
 
 log() { printf '[stack] %s\n' "$*" >&2; }
 
@@ -51,6 +60,16 @@ up() {
       --daemonize yes --pidfile "$RUN/redis.pid" --logfile "$RUN/redis.log"
     wait_port 127.0.0.1 "$REDIS_PORT" 10 || { log "redis did not start; see $RUN/redis.log"; exit 1; }
   fi
+  if [ "$EMBEDDER" = "sidecar" ]; then
+    if alive "$RUN/embedder.pid"; then
+      log "embed_server already running (pid $(cat "$RUN/embedder.pid"))"
+    else
+      log "starting embed_server on 127.0.0.1:$EMBED_PORT"
+      setsid nohup "$ROOT/build/embed_server" --listen "127.0.0.1:$EMBED_PORT" >>"$RUN/embedder.log" 2>&1 < /dev/null &
+      echo $! > "$RUN/embedder.pid"
+      wait_port 127.0.0.1 "$EMBED_PORT" 30 || { log "embed_server did not start; see $RUN/embedder.log"; exit 1; }
+    fi
+  fi
   "$VENV_PY" "$ROOT/scripts/render_envoy.py" --out "$RUN/envoy.yaml"
   if alive "$RUN/envoy.pid"; then
     log "envoy already running (pid $(cat "$RUN/envoy.pid")); run down first to pick up a new config"
@@ -61,7 +80,8 @@ up() {
     setsid nohup "$ENVOY_BIN" -c "$RUN/envoy.yaml" --disable-hot-restart --log-level info \
       >>"$RUN/envoy.log" 2>&1 < /dev/null &
     echo $! > "$RUN/envoy.pid"
-    if ! wait_port 127.0.0.1 "$LISTEN_PORT" 60; then
+    # The in-filter model makes V8 compile ~10 MB of code before the listener opens (~10 s here).
+    if ! wait_port 127.0.0.1 "$LISTEN_PORT" 120; then
       log "envoy did not start; tail of $RUN/envoy.log:"; tail -n 30 "$RUN/envoy.log" >&2; exit 1
     fi
   fi
@@ -81,11 +101,12 @@ stop_pid() { # name pidfile
 
 down() {
   stop_pid envoy "$RUN/envoy.pid"
+  stop_pid embedder "$RUN/embedder.pid"
   stop_pid redis "$RUN/redis.pid"
 }
 
 status() {
-  for s in redis envoy; do
+  for s in redis envoy embedder; do
     if alive "$RUN/$s.pid"; then echo "$s: running (pid $(cat "$RUN/$s.pid")), log $RUN/$s.log"
     else echo "$s: stopped"; fi
   done

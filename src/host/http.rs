@@ -83,7 +83,11 @@ impl Stream {
                 }
                 Command::EmbedLocal(text) => {
                     let t0 = calls::now();
-                    let result = local::embed(&text).map_err(EmbedError::Call);
+                    let result = match &self.shared.policy {
+                        Ok(p) => local::embed(&text, p.embedding.max_tokens, p.embedding.dimensions),
+                        Err(e) => Err(e.clone()),
+                    }
+                    .map_err(EmbedError::Call);
                     self.shared.time(Timing::EmbedMicros, calls::micros_since(t0));
                     queue.extend(self.flow_mut(|f| f.on_embedding(result)));
                 }

@@ -1,4 +1,6 @@
-//! The in-filter embedding model, loaded once per VM (one VM per worker thread).
+//! The in-filter embedding model, loaded once per VM (one VM per worker thread) on the first
+//! request that needs it: Envoy's main-thread VMs never serve requests, so loading at configure
+//! time would cost their memory and delay start for nothing.
 
 #[cfg(feature = "local-model")]
 mod imp {
@@ -7,13 +9,18 @@ mod imp {
     use crate::core::embed::local::LocalEmbedder;
 
     thread_local! {
-        static MODEL: RefCell<Option<LocalEmbedder>> = const { RefCell::new(None) };
+        /// `None` until the first embed; then the model or the load error (not retried).
+        static MODEL: RefCell<Option<Result<LocalEmbedder, String>>> = const { RefCell::new(None) };
     }
 
-    pub fn load(max_tokens: usize, dims: usize) -> Result<(), String> {
-        if MODEL.with(|m| m.borrow().is_some()) {
-            return Ok(());
-        }
+    /// Cheap check at configure time: is a model compiled in at all?
+    pub fn check() -> Result<String, String> {
+        LocalEmbedder::embedded_model_name()
+            .map(str::to_string)
+            .ok_or_else(|| "this build has no embedded model (build with `make build-local`)".to_string())
+    }
+
+    fn load(max_tokens: usize, dims: usize) -> Result<LocalEmbedder, String> {
         let e = LocalEmbedder::embedded_with_max_tokens(max_tokens).map_err(|e| e.to_string())?;
         if e.dimensions() != dims {
             return Err(format!(
@@ -22,14 +29,18 @@ mod imp {
                 e.dimensions()
             ));
         }
-        MODEL.with(|m| *m.borrow_mut() = Some(e));
-        Ok(())
+        Ok(e)
     }
 
-    pub fn embed(text: &str) -> Result<Vec<f32>, String> {
-        MODEL.with(|m| match m.borrow().as_ref() {
-            Some(e) => e.embed(text).map_err(|e| e.to_string()),
-            None => Err("local model not loaded".into()),
+    /// Embeds `text`; the first call on this VM loads the model (`Err` if that failed).
+    pub fn embed(text: &str, max_tokens: usize, dims: usize) -> Result<Vec<f32>, String> {
+        MODEL.with(|m| {
+            let mut m = m.borrow_mut();
+            let model = m.get_or_insert_with(|| load(max_tokens, dims));
+            match model {
+                Ok(e) => e.embed(text).map_err(|e| e.to_string()),
+                Err(e) => Err(e.clone()),
+            }
         })
     }
 }
@@ -38,13 +49,13 @@ mod imp {
 mod imp {
     const MISSING: &str = "this build of the filter has no local model (build with `make build-local`)";
 
-    pub fn load(_max_tokens: usize, _dims: usize) -> Result<(), String> {
+    pub fn check() -> Result<String, String> {
         Err(MISSING.into())
     }
 
-    pub fn embed(_text: &str) -> Result<Vec<f32>, String> {
+    pub fn embed(_text: &str, _max_tokens: usize, _dims: usize) -> Result<Vec<f32>, String> {
         Err(MISSING.into())
     }
 }
 
-pub use imp::{embed, load};
+pub use imp::{check, embed};

@@ -86,8 +86,9 @@ impl RootContext for Root {
         match &shared.policy {
             Ok(p) => {
                 if p.embedding.provider == Provider::Local {
-                    if let Err(e) = local::load(p.embedding.max_tokens, p.embedding.dimensions) {
-                        calls::log(Level::Error, &format!("local embedding model unavailable: {e}; requests will BYPASS"));
+                    match local::check() {
+                        Ok(name) => calls::log(Level::Info, &format!("local embedding model `{name}` (loaded on each worker's first request)")),
+                        Err(e) => calls::log(Level::Error, &format!("local embedding model unavailable: {e}; requests will BYPASS")),
                     }
                 }
                 calls::log(

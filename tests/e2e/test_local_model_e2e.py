@@ -91,3 +91,48 @@ def test_exact_repeat_hits_exact_tier(envoy, redis_server):
 def test_embedding_time_is_recorded(envoy):
     stats = envoy.admin_get("/stats?filter=semantic_cache.embed_us")
     assert "semantic_cache.embed_us" in stats
+
+
+def test_sidecar_serves_the_plain_filter(redis_server, llm, tmp_path):
+    """The same model as a native sidecar (build/embed_server, OpenAI-compatible) behind the plain
+    filter: same vectors, so the same paraphrase hits at the same distance."""
+    import subprocess
+
+    from harness import DEFAULT_WASM, free_port, wait_tcp
+
+    server = ROOT / "build" / "embed_server"
+    if not server.exists():
+        pytest.fail(f"{server} missing: run `make build-local`")
+    port = free_port()
+    proc = subprocess.Popen([str(server), "--listen", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    e = None
+    try:
+        wait_tcp(port, timeout=30)
+        policy = {
+            "embedding": {"provider": "openai-compatible", "url": f"http://127.0.0.1:{port}/v1/embeddings",
+                          "model": "local", "dimensions": 384},
+            "vectorStore": {"indexName": "sc_sidecar_idx", "keyPrefix": "sc_sidecar:"},
+            "threshold": 0.008,
+        }
+        clusters = {
+            "llm": static_cluster("llm", llm.port, connect_timeout="2s"),
+            "embedding": static_cluster("embedding", port),
+            "redis": static_cluster("redis", redis_server.port, tcp=True),
+        }
+        e = EnvoyProcess([Site("local", policy)], clusters, DEFAULT_WASM, workdir=tmp_path, concurrency=1)
+        e.start()
+        assert ask(e, "What is the capital of France?").headers["x-cache-status"] == "MISS"
+        for _ in range(100):
+            if redis_server.keys("sc_sidecar:*"):
+                break
+            time.sleep(0.05)
+        r = ask(e, "What's the capital of France?")
+        assert r.headers["x-cache-status"] == "HIT" and r.headers["x-cache-match"] == "semantic"
+        assert 0 < float(r.headers["x-cache-distance"]) <= 0.008
+        assert ask(e, "What is the capital of Germany?").headers["x-cache-status"] == "MISS"
+    finally:
+        if e:
+            e.stop()
+        proc.terminate()
+        proc.wait(10)
