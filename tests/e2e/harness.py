@@ -494,3 +494,29 @@ def chat_body(prompt: str | None = None, *, model: str = "gpt-4o-mini", messages
         body["stream"] = True
     body.update(extra)
     return body
+
+
+# ------------------------------------------------------------------------------------------------
+# helpers shared by the test modules
+# ------------------------------------------------------------------------------------------------
+def cache(r) -> str | None:
+    """`x-cache-status` of a `requests` response."""
+    return r.headers.get("x-cache-status")
+
+
+def explain(r) -> str:
+    """One line for assertion messages: status, cache headers, start of the body."""
+    hs = {k: v for k, v in r.headers.items() if k.lower().startswith(("x-cache", "age", "x-standin"))}
+    return f"status={r.status_code} cache-headers={hs} body={r.text[:300]!r}"
+
+
+def wait_stored(redis_server, site: str, n: int = 1, timeout: float = 8.0) -> list[str]:
+    """Stores run after the response has gone out: wait until `n` entries exist under `sc_<site>:`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        keys = redis_server.keys(f"sc_{site}:*")
+        if len(keys) >= n:
+            return keys
+        if time.monotonic() > deadline:
+            raise AssertionError(f"expected {n} stored entr(y/ies) under sc_{site}:* within {timeout}s, found {keys}")
+        time.sleep(0.03)

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from harness import ROOT, EnvoyProcess, Site, chat_body, static_cluster
+from harness import ROOT, EnvoyProcess, Site, chat_body, static_cluster, wait_stored
 
 LOCAL_WASM = Path(os.environ.get("SEMCACHE_LOCAL_WASM") or ROOT / "build" / "semantic_cache_local.wasm")
 AUTH = {"authorization": "Bearer sk-local-test"}
@@ -54,20 +53,13 @@ def test_model_loaded_with_its_dimensions(envoy):
     assert "local embedding model unavailable" not in log
 
 
-def wait_entries(redis_server, n: int) -> None:
-    """The store runs after the response has gone out: wait until n entries exist."""
-    for _ in range(100):
-        if len(redis_server.keys("sc_local:*")) >= n:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"expected {n} stored entries, have {redis_server.keys('sc_local:*')}")
 
 
 def test_miss_paraphrase_hit_unrelated_miss(envoy, llm, redis_server):
     r = ask(envoy, "What is the capital of France?")
     assert r.status_code == 200 and r.headers["x-cache-status"] == "MISS"
     assert llm.calls == 1
-    wait_entries(redis_server, 1)
+    wait_stored(redis_server, "local")
     r = ask(envoy, "What's the capital of France?")
     assert r.headers["x-cache-status"] == "HIT", r.headers
     assert r.headers["x-cache-match"] == "semantic"
@@ -82,7 +74,7 @@ def test_miss_paraphrase_hit_unrelated_miss(envoy, llm, redis_server):
 def test_exact_repeat_hits_exact_tier(envoy, redis_server):
     redis_server.delete_all_keys()
     assert ask(envoy, "How many legs does a spider have?").headers["x-cache-status"] == "MISS"
-    wait_entries(redis_server, 1)
+    wait_stored(redis_server, "local")
     r = ask(envoy, "How  many legs does a spider have?")  # whitespace is normalised
     assert r.headers["x-cache-status"] == "HIT"
     assert r.headers["x-cache-match"] == "exact"
@@ -123,10 +115,7 @@ def test_sidecar_serves_the_plain_filter(redis_server, llm, tmp_path):
         e = EnvoyProcess([Site("local", policy)], clusters, DEFAULT_WASM, workdir=tmp_path, concurrency=1)
         e.start()
         assert ask(e, "What is the capital of France?").headers["x-cache-status"] == "MISS"
-        for _ in range(100):
-            if redis_server.keys("sc_sidecar:*"):
-                break
-            time.sleep(0.05)
+        wait_stored(redis_server, "sidecar")
         r = ask(e, "What's the capital of France?")
         assert r.headers["x-cache-status"] == "HIT" and r.headers["x-cache-match"] == "semantic"
         assert 0 < float(r.headers["x-cache-distance"]) <= 0.008

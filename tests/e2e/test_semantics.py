@@ -27,7 +27,7 @@ import time
 import pytest
 import requests
 
-from harness import Site, chat_body, policy_for
+from harness import Site, cache, chat_body, explain, policy_for, wait_stored
 from standins import cosine_distance
 
 CLIENT_AUTH = "Bearer sk-client-semantics-A"
@@ -120,13 +120,8 @@ def ask(envoy, site: str, prompt: str | None = None, *, body=None, headers=None,
     return requests.post(envoy.url(site, path), json=body, headers=h, timeout=20)
 
 
-def cache(r: requests.Response) -> str | None:
-    return r.headers.get("x-cache-status")
 
 
-def explain(r: requests.Response) -> str:
-    hs = {k: v for k, v in r.headers.items() if k.lower().startswith(("x-cache", "age", "x-standin"))}
-    return f"status={r.status_code} cache-headers={hs} body={r.text[:300]!r}"
 
 
 def assert_status(r, expected: str, reason: str | None = None, match: str | None = None):
@@ -142,16 +137,6 @@ def content(r: requests.Response) -> str:
     return r.json()["choices"][0]["message"]["content"]
 
 
-def wait_stored(redis_server, site: str, n: int = 1, timeout: float = 5.0) -> list[str]:
-    """Stores are asynchronous (after the response): wait until `n` entries exist for the site."""
-    deadline = time.monotonic() + timeout
-    while True:
-        keys = redis_server.keys(f"sc_{site}:*")
-        if len(keys) >= n:
-            return keys
-        if time.monotonic() > deadline:
-            raise AssertionError(f"expected {n} stored entr(y/ies) under sc_{site}:* within {timeout}s, found {keys}")
-        time.sleep(0.03)
 
 
 def wait_counter(envoy, name: str, at_least: int, timeout: float = 5.0) -> int:

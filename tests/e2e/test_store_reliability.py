@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from harness import Site, chat_body, policy_for
+from harness import Site, chat_body, policy_for, wait_stored
 
 CLIENT_AUTH = "Bearer sk-client-reliability"
 ACL_USER, ACL_PASS = "semcache_rel", "rel-secret-pw"
@@ -105,15 +105,6 @@ def dechunk(raw: bytes) -> bytes:
         i = j + 2 + size + 2
 
 
-def wait_keys(redis_server, site, n, timeout=8.0) -> list[str]:
-    deadline = time.monotonic() + timeout
-    while True:
-        keys = redis_server.keys(f"sc_{site}:*")
-        if len(keys) >= n:
-            return keys
-        if time.monotonic() > deadline:
-            raise AssertionError(f"expected {n} entries under sc_{site}:* within {timeout}s, found {len(keys)}")
-        time.sleep(0.03)
 
 
 def wait_counter(envoy, name, at_least, timeout=8.0) -> int:
@@ -138,7 +129,7 @@ def test_close_right_after_last_byte_still_stores(envoy, llm, redis_server, stre
         assert r.body.endswith(b"data: [DONE]\n\n"), r.body[-200:]
     else:
         assert json.loads(r.body)["choices"][0]["message"]["content"] == f"echo: {prompt}"
-    wait_keys(redis_server, "rel", 1)
+    wait_stored(redis_server, "rel", 1)
     wait_counter(envoy, "store_ok", ok + 1)
     r2 = exchange(envoy.port("rel"), chat_body(prompt, stream=stream))
     assert r2.headers.get("x-cache-status") == "HIT", r2.headers
@@ -170,7 +161,7 @@ def test_concurrent_misses_with_immediate_close_all_stored(envoy, llm, redis_ser
     bad = [r for r in results if not isinstance(r, RawResponse) or r.status != 200
            or r.headers.get("x-cache-status") != "MISS"]
     assert not bad, bad[:3]
-    keys = wait_keys(redis_server, "rel", n)
+    keys = wait_stored(redis_server, "rel", n)
     assert len(keys) == n
     wait_counter(envoy, "store_ok", ok + n)
     time.sleep(0.2)
@@ -187,8 +178,8 @@ def test_stores_of_sites_sharing_a_vm_are_checked_with_their_own_redis_settings(
         for i in range(3):
             r = exchange(envoy.port(site), chat_body(f"vmq{i}a {site}{i}b vmq{i}c"))
             assert r.status == 200 and r.headers.get("x-cache-status") == "MISS", r.headers
-    wait_keys(redis_server, "plain", 3)
-    wait_keys(redis_server, "acl", 3)
+    wait_stored(redis_server, "plain", 3)
+    wait_stored(redis_server, "acl", 3)
     deadline = time.monotonic() + 5
     while envoy.counter("store_ok") + envoy.counter("store_error") < ok + err + 6 and time.monotonic() < deadline:
         time.sleep(0.03)

@@ -19,7 +19,7 @@ import openai
 import pytest
 import requests
 
-from harness import Site, chat_body, policy_for, static_cluster
+from harness import Site, chat_body, explain, policy_for, static_cluster, wait_stored
 from standins import LlmStandIn, cosine_distance
 
 CLIENT_KEY = "sk-client-stream-test"
@@ -137,9 +137,6 @@ def post(envoy, site, body, headers=None) -> requests.Response:
     return requests.post(envoy.url(site), json=body, headers=h, timeout=20)
 
 
-def explain(r: requests.Response) -> str:
-    hs = {k: v for k, v in r.headers.items() if k.lower().startswith(("x-cache", "age", "content-type"))}
-    return f"status={r.status_code} headers={hs} body={r.text[:400]!r}"
 
 
 def assert_status(r, expected, match=None):
@@ -173,15 +170,6 @@ def parse_stream(text: str) -> tuple[list[dict], str]:
     return chunks, content
 
 
-def wait_stored(redis_server, site, n=1, timeout=5.0) -> list[str]:
-    deadline = time.monotonic() + timeout
-    while True:
-        keys = redis_server.keys(f"sc_{site}:*")
-        if len(keys) >= n:
-            return keys
-        if time.monotonic() > deadline:
-            raise AssertionError(f"expected {n} entr(y/ies) under sc_{site}:* within {timeout}s, found {keys}")
-        time.sleep(0.03)
 
 
 def wait_counter(envoy, name, at_least, timeout=5.0):
