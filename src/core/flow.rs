@@ -68,6 +68,8 @@ pub struct RequestMeta<'a> {
     pub path: &'a str,
     pub route_name: Option<&'a str>,
     pub end_of_stream: bool,
+    /// The root context found the index with another DIM than the policy's.
+    pub index_mismatch: bool,
     /// Looks up a request header by lowercase name.
     pub header: &'a dyn Fn(&str) -> Option<String>,
 }
@@ -156,6 +158,8 @@ impl Flow {
             Some("path")
         } else if m.end_of_stream {
             Some("no-body")
+        } else if m.index_mismatch {
+            Some("dimension-mismatch")
         } else if (m.header)("content-length")
             .and_then(|l| l.trim().parse::<usize>().ok())
             .is_some_and(|l| l > self.policy.max_request_body_bytes)

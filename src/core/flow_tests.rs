@@ -19,7 +19,7 @@ fn policy(extra: serde_json::Value) -> Rc<Policy> {
 }
 
 fn headers<'a>(method: &'a str, path: &'a str, h: &'a dyn Fn(&str) -> Option<String>) -> RequestMeta<'a> {
-    RequestMeta { method, path, route_name: None, end_of_stream: false, header: h }
+    RequestMeta { method, path, route_name: None, end_of_stream: false, index_mismatch: false, header: h }
 }
 
 const PATH: &str = "/v1/chat/completions";
@@ -215,6 +215,15 @@ fn bypass_reasons_from_headers_and_body() {
     let cmds = f.on_request_body(b"{not json", PATH);
     assert!(has(&cmds, |c| *c == Command::Resume));
     assert_eq!(f.bypass_reason(), Some("invalid-json"));
+}
+
+#[test]
+fn index_mismatch_bypasses_before_any_lookup() {
+    let none = |_: &str| None;
+    let mut f = Flow::new(policy(serde_json::json!({})));
+    let meta = RequestMeta { index_mismatch: true, ..headers("POST", PATH, &none) };
+    assert!(!f.on_request_headers(&meta).0);
+    assert_eq!(f.bypass_reason(), Some("dimension-mismatch"));
 }
 
 #[test]

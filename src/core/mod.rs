@@ -4,6 +4,7 @@ pub mod decision;
 pub mod embed;
 pub mod entry;
 pub mod flow;
+pub mod index;
 pub mod key;
 pub mod metrics;
 pub mod policy;

@@ -382,6 +382,41 @@ pub fn parse_search(reply: &Reply) -> Result<Option<SearchHit>, RespError> {
     }))
 }
 
+/// The `DIM` of the vector field named `vec` in an `FT.INFO` reply; `Ok(None)` when the index has
+/// no such field. RediSearch 2.10 lists each attribute as a flat [key, value, ...] array.
+pub fn parse_ft_info_dim(reply: &Reply) -> Result<Option<usize>, RespError> {
+    let items = match reply {
+        Reply::Error(msg) => return Err(RespError::Server(msg.clone())),
+        Reply::Array(Some(items)) => items,
+        _ => return Err(RespError::Unexpected("FT.INFO reply is not an array")),
+    };
+    let text = |r: &Reply| match r {
+        Reply::Bulk(Some(b)) => String::from_utf8(b.clone()).ok(),
+        Reply::Simple(s) => Some(s.clone()),
+        _ => None,
+    };
+    let attributes = items
+        .chunks(2)
+        .find(|kv| kv.first().and_then(text).as_deref() == Some("attributes"))
+        .and_then(|kv| kv.get(1));
+    let Some(Reply::Array(Some(attributes))) = attributes else { return Ok(None) };
+    for attr in attributes {
+        let Reply::Array(Some(kv)) = attr else { continue };
+        let get = |key: &str| {
+            kv.chunks(2).find(|p| p.first().and_then(text).is_some_and(|k| k.eq_ignore_ascii_case(key))).and_then(|p| p.get(1))
+        };
+        if get("attribute").and_then(text).as_deref() != Some("vec") {
+            continue;
+        }
+        return match get("dim") {
+            Some(Reply::Integer(d)) => Ok(usize::try_from(*d).ok()),
+            Some(r) => Ok(text(r).and_then(|t| t.parse().ok())),
+            None => Ok(None),
+        };
+    }
+    Ok(None)
+}
+
 /// Reads an `HMGET` reply; `Ok(None)` when every field is nil (no such key).
 pub fn parse_hmget(reply: &Reply) -> Result<Option<Vec<Option<Vec<u8>>>>, RespError> {
     let items = match reply {

@@ -102,6 +102,10 @@ pub fn record(id: u32, value: u64) {
     let _ = hostcalls::record_metric(id, value);
 }
 
+pub fn set_tick(period: Duration) {
+    let _ = hostcalls::set_tick_period(period);
+}
+
 pub fn register_queue(name: &str) -> Option<u32> {
     hostcalls::register_shared_queue(name).ok()
 }

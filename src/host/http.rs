@@ -8,6 +8,7 @@ use proxy_wasm::types::{Action, BufferType};
 
 use crate::core::embed::provider::EmbedError;
 use crate::core::flow::{conn_of, Command, Flow, Level, RequestMeta};
+use crate::core::index::IndexHealth;
 use crate::core::resp;
 use crate::core::metrics::{Metric, Timing};
 use crate::core::store_job::StoreJob;
@@ -192,7 +193,9 @@ impl HttpContext for Stream {
             .or_else(|| calls::property_string(vec!["route_name"]))
             .filter(|r| !r.is_empty());
         let header = |name: &str| calls::request_header(name);
-        let meta = RequestMeta { method: &method, path: &path, route_name: route.as_deref(), end_of_stream, header: &header };
+        let index_mismatch = matches!(self.shared.index.get(), IndexHealth::Mismatch { .. });
+        let meta =
+            RequestMeta { method: &method, path: &path, route_name: route.as_deref(), end_of_stream, index_mismatch, header: &header };
         let (buffer, cmds) = flow.on_request_headers(&meta);
         self.path = path;
         self.run(cmds);

@@ -459,7 +459,7 @@ class EnvoyProcess:
 # policies and client helpers
 # ------------------------------------------------------------------------------------------------
 def policy_for(site: str, embed, *, threshold: float = 0.15, ttl: int = 3600, cluster: str = "embedding",
-               provider: str | None = None, timeout_ms: int = 2000, model: str = "standin-embed",
+               provider: str | None = None, timeout_ms: int = 4000, model: str = "standin-embed",
                **extra) -> dict:
     """A complete policy pointing at an embedding stand-in, with its own index and key prefix
     (prefixes never overlap between sites)."""
@@ -477,7 +477,7 @@ def policy_for(site: str, embed, *, threshold: float = 0.15, ttl: int = 3600, cl
         },
         "vectorStore": {
             "type": "redis", "cluster": "redis", "database": 0,
-            "indexName": f"sc_{site}_idx", "keyPrefix": f"sc_{site}:", "timeoutMs": 1000,
+            "indexName": f"sc_{site}_idx", "keyPrefix": f"sc_{site}:", "timeoutMs": 3000,
         },
         "threshold": threshold,
         "ttlSeconds": ttl,
