@@ -5,7 +5,8 @@ use serde_json::{json, Map, Value};
 use thiserror::Error;
 
 pub const JSON_CONTENT_TYPE: &str = "application/json";
-pub const SSE_CONTENT_TYPE: &str = "text/event-stream";
+/// With the charset, as OpenAI sends it: clients that default SSE to Latin-1 decode UTF-8 correctly.
+pub const SSE_CONTENT_TYPE: &str = "text/event-stream; charset=utf-8";
 
 /// Characters of content per replayed chunk: small enough to look like a stream to clients that
 /// render progressively, large enough to keep the replay cheap.

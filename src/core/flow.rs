@@ -382,7 +382,7 @@ impl Flow {
         let Some(p) = self.pending.as_ref() else { return };
         let (body, ctype) = if p.chat.stream {
             match entry::render_sse(stored, p.chat.include_usage) {
-                Ok(b) => (b, "text/event-stream"),
+                Ok(b) => (b, entry::SSE_CONTENT_TYPE),
                 Err(e) => {
                     // An entry we cannot render is treated like a Redis failure: go upstream.
                     self.redis_failed(&format!("stored entry unusable: {e}"), cmds);
@@ -390,7 +390,7 @@ impl Flow {
                 }
             }
         } else {
-            (entry::render_json(stored), "application/json")
+            (entry::render_json(stored), entry::JSON_CONTENT_TYPE)
         };
         let mut headers = vec![
             ("content-type".to_string(), ctype.to_string()),

@@ -155,7 +155,7 @@ fn stream_request_gets_sse_hit() {
     let Some(Command::Respond { headers, body, .. }) = cmds.iter().find(|c| matches!(c, Command::Respond { .. })) else {
         panic!("expected a hit")
     };
-    assert_eq!(header(headers, "content-type"), Some("text/event-stream"));
+    assert_eq!(header(headers, "content-type"), Some("text/event-stream; charset=utf-8"));
     let text = String::from_utf8_lossy(body);
     assert!(text.contains("chat.completion.chunk") && text.trim_end().ends_with("data: [DONE]"));
 }
