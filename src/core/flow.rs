@@ -318,7 +318,7 @@ impl Flow {
             self.redis_failed("no response (timeout or connection failure)", &mut cmds);
             return cmds;
         };
-        let reply = match self.single_reply(bytes) {
+        let reply = match resp::single_reply(&self.conn(), bytes) {
             Ok(r) => r,
             Err(e) => {
                 self.redis_failed(&e.to_string(), &mut cmds);
@@ -360,12 +360,6 @@ impl Flow {
             _ => {}
         }
         cmds
-    }
-
-    fn single_reply(&self, bytes: &[u8]) -> Result<Reply, resp::RespError> {
-        let replies = resp::parse_replies(bytes)?;
-        let mut one = resp::split_exact(&self.conn(), replies, 1)?;
-        one.pop().ok_or(resp::RespError::ReplyCount { expected: 1, got: 0 })
     }
 
     fn redis_failed(&mut self, msg: &str, cmds: &mut Vec<Command>) {
@@ -443,15 +437,12 @@ impl Flow {
             }
             // Request headers never reached us (e.g. a local reply from an earlier filter).
             State::Start => Vec::new(),
-            State::Bypass(reason) => vec![
-                (STATUS_HEADER.to_string(), "BYPASS".to_string()),
-                (REASON_HEADER.to_string(), reason.to_string()),
-            ],
+            State::Bypass(reason) => bypass_headers(reason),
             // The request is still in flight on our side (e.g. the router answered early).
             _ => {
                 self.state = State::Bypass("not-cacheable");
                 self.pending = None;
-                vec![(STATUS_HEADER.to_string(), "BYPASS".to_string()), (REASON_HEADER.to_string(), "not-cacheable".to_string())]
+                bypass_headers("not-cacheable")
             }
         };
         (headers, cmds)
@@ -525,6 +516,11 @@ impl Flow {
     fn pipeline(&self, cmds: &[Vec<Vec<u8>>]) -> Vec<u8> {
         resp::pipeline(&self.conn(), cmds)
     }
+}
+
+/// Response headers of a request that bypassed the cache.
+pub fn bypass_headers(reason: &str) -> Vec<(String, String)> {
+    vec![(STATUS_HEADER.to_string(), "BYPASS".to_string()), (REASON_HEADER.to_string(), reason.to_string())]
 }
 
 pub fn conn_of(policy: &Policy) -> RedisConn {

@@ -33,9 +33,7 @@ pub fn create_pipeline(policy: &Policy) -> Vec<u8> {
 /// Reads the `FT.INFO` reply; `Err` when Redis could not be asked (then nothing changes).
 pub fn check_reply(policy: &Policy, reply: Option<&[u8]>) -> Result<IndexHealth, String> {
     let bytes = reply.ok_or("no response (timeout or connection failure)")?;
-    let replies = resp::parse_replies(bytes).map_err(|e| e.to_string())?;
-    let mut one = resp::split_exact(&conn_of(policy), replies, 1).map_err(|e| e.to_string())?;
-    let reply = one.pop().ok_or("no reply")?;
+    let reply = resp::single_reply(&conn_of(policy), bytes).map_err(|e| e.to_string())?;
     match resp::parse_ft_info_dim(&reply) {
         Ok(Some(d)) if d == policy.embedding.dimensions => Ok(IndexHealth::Ok),
         Ok(Some(d)) => Ok(IndexHealth::Mismatch { index_dim: d }),

@@ -179,6 +179,12 @@ pub fn split_after_preamble(pre: usize, mut replies: Vec<Reply>) -> Result<Vec<R
     Ok(replies.split_off(pre))
 }
 
+/// The one reply of a single-command pipeline.
+pub fn single_reply(conn: &RedisConn, bytes: &[u8]) -> Result<Reply, RespError> {
+    let mut one = split_exact(conn, parse_replies(bytes)?, 1)?;
+    one.pop().ok_or(RespError::ReplyCount { expected: 1, got: 0 })
+}
+
 /// [`split_replies`] that also requires exactly `commands` replies.
 pub fn split_exact(conn: &RedisConn, replies: Vec<Reply>, commands: usize) -> Result<Vec<Reply>, RespError> {
     let out = split_replies(conn, replies)?;

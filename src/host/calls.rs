@@ -67,6 +67,12 @@ pub fn dispatch(
     hostcalls::dispatch_http_call(cluster, h, Some(body), vec![], Duration::from_millis(timeout_ms))
 }
 
+/// POSTs a RESP pipeline to a Redis cluster (`envoy.upstreams.http.tcp`); the path and authority
+/// are only there because Envoy requires them.
+pub fn dispatch_redis(cluster: &str, pipeline: &[u8], timeout_ms: u64) -> Result<u32, Status> {
+    dispatch(cluster, cluster, "/", &[], pipeline, timeout_ms)
+}
+
 /// Status and body of the callout response now being delivered; `None` when the call failed
 /// (Envoy delivers a failed call as a response without headers).
 pub fn call_response(num_headers: usize, body_size: usize) -> Option<(u16, Vec<u8>)> {

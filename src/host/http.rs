@@ -7,7 +7,7 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType};
 
 use crate::core::embed::provider::EmbedError;
-use crate::core::flow::{conn_of, Command, Flow, Level, RequestMeta};
+use crate::core::flow::{bypass_headers, conn_of, Command, Flow, Level, RequestMeta};
 use crate::core::index::IndexHealth;
 use crate::core::resp;
 use crate::core::metrics::{Metric, Timing};
@@ -102,7 +102,7 @@ impl Stream {
     fn dispatch_redis(&mut self, pipeline: &[u8]) -> Vec<Command> {
         let Ok(policy) = &self.shared.policy else { return vec![Command::Resume] };
         let vs = &policy.vector_store;
-        match calls::dispatch(&vs.cluster, &vs.cluster, "/", &[], pipeline, vs.timeout_ms) {
+        match calls::dispatch_redis(&vs.cluster, pipeline, vs.timeout_ms) {
             Ok(token) => {
                 self.pending = Some((token, Call::Redis, calls::now()));
                 Vec::new()
@@ -234,8 +234,9 @@ impl HttpContext for Stream {
 
     fn on_http_response_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
         let Some(flow) = self.flow.as_mut() else {
-            calls::set_response_header("x-cache-status", "BYPASS");
-            calls::set_response_header("x-cache-bypass-reason", "policy-invalid");
+            for (k, v) in bypass_headers("policy-invalid") {
+                calls::set_response_header(&k, &v);
+            }
             return Action::Continue;
         };
         let status = calls::response_header(":status").and_then(|s| s.parse().ok()).unwrap_or(0);

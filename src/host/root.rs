@@ -83,7 +83,7 @@ impl Root {
             IndexCall::Create => index::create_pipeline(policy),
         };
         let vs = &policy.vector_store;
-        if let Ok(token) = calls::dispatch(&vs.cluster, &vs.cluster, "/", &[], &pipeline, vs.timeout_ms) {
+        if let Ok(token) = calls::dispatch_redis(&vs.cluster, &pipeline, vs.timeout_ms) {
             self.index_call = Some((token, kind));
         }
     }
@@ -205,7 +205,7 @@ impl RootContext for Root {
                 self.shared.count(Metric::StoreError);
                 continue;
             };
-            match calls::dispatch(&job.cluster, &job.cluster, "/", &[], &job.pipeline, u64::from(job.timeout_ms)) {
+            match calls::dispatch_redis(&job.cluster, &job.pipeline, u64::from(job.timeout_ms)) {
                 Ok(token) => self.stores.borrow_mut().push((token, usize::from(job.preamble))),
                 Err(e) => {
                     self.shared.count(Metric::StoreError);

@@ -57,6 +57,17 @@ def wasm_path() -> Path:
 _handed_out: set[int] = set()
 
 
+def terminate(proc: "subprocess.Popen | None", grace: float) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds."""
+    if proc and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
 def free_port() -> int:
     """A port that is free now and that this process has not handed out before."""
     for _ in range(100):
@@ -163,13 +174,7 @@ class RedisServer:
             time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        terminate(self.proc, grace=10)
         self.proc = None
 
     def close(self) -> None:
@@ -406,13 +411,7 @@ class EnvoyProcess:
             return False
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        terminate(self.proc, grace=15)
         if getattr(self, "_logf", None):
             self._logf.close()
             self._logf = None
