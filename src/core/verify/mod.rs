@@ -1,21 +1,46 @@
 //! Verifier for semantic-cache candidates (issue 9): refuses a candidate whose prompt differs from the
-//! query in what embeddings blur (numbers, negation, contrasting words, entities, order, scope, one-word
-//! substitutions). Host-free, deterministic, allocation-light.
+//! query in what embeddings blur: numbers, units, negation, opposite words, time and scope words,
+//! names, the order of key tokens, and one- or two-word substitutions. Host-free, deterministic,
+//! linear in the prompt length (fuzzy lookups are capped for long prompts).
+//!
+//! Word lists: lists_en.rs, lists_es.rs, lists_fr.rs, lists_de.rs (merged in lexicon.rs).
 mod canon;
+mod checks;
+mod lexicon;
+mod lists_de;
+mod lists_en;
+mod lists_es;
+mod lists_fr;
+mod profile;
+mod tokens;
+
+#[cfg(test)]
+mod eval_tests;
+#[cfg(test)]
+mod tests;
 
 pub use canon::canonical;
 
 /// Why a candidate was refused. `code()` is stable: it is used in response headers and stats names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Refusal {
+    /// Numbers, amounts, versions, dates differ (as a sequence).
     Number,
+    /// Currencies or units of measure differ.
     Unit,
+    /// One prompt is negated where the other is not (not, never, without, avoid, ...).
     Negation,
+    /// Opposite words (on/off, buy/sell, safe/unsafe, before/after, ...).
     Contrast,
+    /// Time words differ (today/tomorrow, Monday/Friday, next week/last week, ...).
     Time,
+    /// Scope differs: who or what it is about (children/adults, business/personal) or a qualifier added.
     Scope,
+    /// Proper nouns, acronyms or code identifiers differ.
     Entity,
+    /// Same words, key tokens in another order ("USD to EUR" / "EUR to USD").
     Order,
+    /// One or two content words replaced by words that are neither typos nor synonyms.
     Substitution,
 }
 
@@ -48,10 +73,14 @@ impl Refusal {
 }
 
 /// Compares the normalised prompt texts of a query and a cache candidate. `Ok(())` means the candidate
-/// may answer the query.
+/// may answer the query. Symmetric: `verify(a, b)` and `verify(b, a)` give the same outcome.
 pub fn verify(query: &str, candidate: &str) -> Result<(), Refusal> {
     if canonical(query) == canonical(candidate) {
         return Ok(());
     }
-    Ok(())
+    let a = profile::Profile::new(query);
+    let b = profile::Profile::new(candidate);
+    checks::hard(&a, &b)?;
+    checks::order(&a, &b)?;
+    checks::minimal_edit(&a, &b)
 }

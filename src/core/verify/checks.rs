@@ -1,0 +1,152 @@
+//! The checks, each symmetric in its two prompts. They run cheapest and most certain first.
+use std::collections::HashMap;
+
+use super::lexicon::{is_typo, lexicon};
+use super::profile::{Content, Profile};
+use super::Refusal;
+
+/// Hard checks: numbers, units, negation, contrast, time, scope, names.
+pub(crate) fn hard(a: &Profile, b: &Profile) -> Result<(), Refusal> {
+    if a.nums != b.nums {
+        return Err(Refusal::Number);
+    }
+    if a.units != b.units {
+        return Err(Refusal::Unit);
+    }
+    if a.negations != b.negations {
+        return Err(Refusal::Negation);
+    }
+    if contrast(a, b) || prefixed_opposite(a, b) || prefixed_opposite(b, a) {
+        return Err(Refusal::Contrast);
+    }
+    if a.time != b.time {
+        return Err(Refusal::Time);
+    }
+    if a.scope != b.scope {
+        return Err(Refusal::Scope);
+    }
+    if a.names.iter().any(|n| !b.has_name(n)) || b.names.iter().any(|n| !a.has_name(n)) {
+        return Err(Refusal::Entity);
+    }
+    Ok(())
+}
+
+/// One prompt has a word of one pole of a group, the other a word of the other pole, and neither has both.
+fn contrast(a: &Profile, b: &Profile) -> bool {
+    a.poles.difference(&b.poles).any(|&(g, p)| b.poles.difference(&a.poles).any(|&(h, q)| g == h && p != q))
+}
+
+/// "safe"/"unsafe", "legal"/"illegal", "lock"/"unlock", "refundable"/"non-refundable" and the like:
+/// a word of `a` whose negative-prefixed form is in `b`, when `a` lacks that form and `b` lacks the word.
+fn prefixed_opposite(a: &Profile, b: &Profile) -> bool {
+    const SHORT: &[&str] = &["un", "non", "dis", "mis"];
+    const LONG: &[&str] = &["in", "im", "il", "ir", "de", "des", "dés"];
+    let a_words: std::collections::HashSet<&str> = a.toks.iter().map(|t| t.w.as_str()).collect();
+    let b_words: std::collections::HashSet<&str> = b.toks.iter().map(|t| t.w.as_str()).collect();
+    for w in &a_words {
+        let n = w.chars().count();
+        if n < 4 || !w.chars().all(char::is_alphabetic) || b_words.contains(w) {
+            continue;
+        }
+        let prefixes = SHORT.iter().chain(LONG.iter().filter(|_| n >= 5));
+        for pre in prefixes {
+            let neg = format!("{pre}{w}");
+            if b_words.contains(neg.as_str()) && !a_words.contains(neg.as_str()) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// Order: the word after a relation marker ("from X to Y", "A than B", "USD to EUR") swapped between
+/// the prompts, or the same names/numbers/currencies in another order when the words are the same.
+pub(crate) fn order(a: &Profile, b: &Profile) -> Result<(), Refusal> {
+    let a_keys: std::collections::HashSet<&str> = a.content.iter().map(|c| c.key.as_str()).chain(a.key_seq.iter().map(String::as_str)).collect();
+    let b_keys: std::collections::HashSet<&str> = b.content.iter().map(|c| c.key.as_str()).chain(b.key_seq.iter().map(String::as_str)).collect();
+    for (m, x) in &a.relations {
+        for (n, y) in &b.relations {
+            if m == n && x != y && a_keys.contains(y.as_str()) && b_keys.contains(x.as_str()) {
+                return Err(Refusal::Order);
+            }
+        }
+    }
+    if a.key_seq != b.key_seq && sorted(&a.key_seq) == sorted(&b.key_seq) && sorted_keys(&a.content) == sorted_keys(&b.content) {
+        return Err(Refusal::Order);
+    }
+    Ok(())
+}
+
+fn sorted(v: &[String]) -> Vec<&str> {
+    let mut s: Vec<&str> = v.iter().map(String::as_str).collect();
+    s.sort_unstable();
+    s
+}
+
+fn sorted_keys(v: &[Content]) -> Vec<&str> {
+    let mut s: Vec<&str> = v.iter().map(|c| c.key.as_str()).collect();
+    s.sort_unstable();
+    s
+}
+
+/// Above this many unmatched words on each side the typo pairing is skipped (the prompts differ a lot).
+const TYPO_PAIRING_CAP: usize = 24;
+
+/// Minimal edit: traps change one or two content words, paraphrases change many. Refuses when 1-2
+/// content words were substituted (not typos, not listed synonyms) or inserted, and the rest is equal.
+pub(crate) fn minimal_edit(a: &Profile, b: &Profile) -> Result<(), Refusal> {
+    let mut count: HashMap<&str, i32> = HashMap::new();
+    for c in &a.content {
+        *count.entry(c.key.as_str()).or_default() += 1;
+    }
+    for c in &b.content {
+        *count.entry(c.key.as_str()).or_default() -= 1;
+    }
+    let mut only_a: Vec<&Content> = Vec::new();
+    let mut only_b: Vec<&Content> = Vec::new();
+    let mut left: HashMap<&str, i32> = count.clone();
+    for c in &a.content {
+        if let Some(n) = left.get_mut(c.key.as_str()) {
+            if *n > 0 {
+                *n -= 1;
+                only_a.push(c);
+            }
+        }
+    }
+    for c in &b.content {
+        if let Some(n) = left.get_mut(c.key.as_str()) {
+            if *n < 0 {
+                *n += 1;
+                only_b.push(c);
+            }
+        }
+    }
+    let common = a.content.len() - only_a.len();
+    // Typos pair off.
+    if only_a.len() <= TYPO_PAIRING_CAP && only_b.len() <= TYPO_PAIRING_CAP {
+        let mut i = 0;
+        while i < only_a.len() {
+            if let Some(j) = only_b.iter().position(|y| is_typo(&only_a[i].surface, &y.surface)) {
+                only_a.remove(i);
+                only_b.remove(j);
+            } else {
+                i += 1;
+            }
+        }
+    }
+    let (na, nb) = (only_a.len(), only_b.len());
+    if na == 0 && nb == 0 {
+        return Ok(());
+    }
+    let _ = lexicon();
+    if common == 0 {
+        return Ok(());
+    }
+    if na == 0 || nb == 0 {
+        return if na.max(nb) <= 2 { Err(Refusal::Scope) } else { Ok(()) };
+    }
+    if na <= 2 && nb <= 2 {
+        return Err(Refusal::Substitution);
+    }
+    Ok(())
+}

@@ -1,0 +1,155 @@
+//! What the checks compare, computed once per prompt: numbers, units, negations, contrast poles,
+//! time and scope classes, names, content words and order relations.
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use super::lexicon::{is_typo, lexicon};
+use super::tokens::{tokenize, Kind, Tok};
+
+/// Above this many tokens the fuzzy (typo) lookups are skipped to keep the check linear.
+pub(crate) const FUZZY_TOKEN_CAP: usize = 200;
+
+/// A content word: its synonym-folded stem (compared) and surface form (for typo matching).
+#[derive(Debug, Clone)]
+pub(crate) struct Content {
+    pub key: String,
+    pub surface: String,
+}
+
+#[derive(Debug)]
+pub(crate) struct Profile {
+    pub toks: Vec<Tok>,
+    pub nums: Vec<String>,
+    pub units: Vec<&'static str>,
+    pub negations: usize,
+    pub poles: BTreeSet<(u16, u8)>,
+    pub time: BTreeSet<String>,
+    pub scope: BTreeSet<&'static str>,
+    /// name -> whether it is all-lowercase-insensitive key
+    pub names: BTreeSet<String>,
+    /// every token's surface and stem, and adjacent pairs joined (for name lookups)
+    pub keys: HashSet<String>,
+    pub content: Vec<Content>,
+    /// (marker, key of the first content word after it)
+    pub relations: Vec<(String, String)>,
+    /// numbers, names and currencies in order of appearance
+    pub key_seq: Vec<String>,
+}
+
+fn content_key(t: &Tok) -> Option<String> {
+    let lx = lexicon();
+    if t.kind != Kind::Word || lx.stop.contains(t.w.as_str()) || lx.filler.contains(&t.stem) || lx.negation.contains(&t.stem) {
+        return None;
+    }
+    if !t.w.chars().any(char::is_alphanumeric) {
+        return None;
+    }
+    Some(lx.synonym.get(&t.stem).cloned().unwrap_or_else(|| t.stem.clone()))
+}
+
+impl Profile {
+    pub(crate) fn new(text: &str) -> Profile {
+        let lx = lexicon();
+        let toks = tokenize(text);
+        let fuzzy = toks.len() <= FUZZY_TOKEN_CAP;
+        let mut p = Profile {
+            nums: Vec::new(),
+            units: Vec::new(),
+            negations: 0,
+            poles: BTreeSet::new(),
+            time: BTreeSet::new(),
+            scope: BTreeSet::new(),
+            names: BTreeSet::new(),
+            keys: HashSet::new(),
+            content: Vec::new(),
+            relations: Vec::new(),
+            key_seq: Vec::new(),
+            toks: Vec::new(),
+        };
+        let mut negated_sentences: BTreeMap<usize, usize> = BTreeMap::new();
+        for (i, t) in toks.iter().enumerate() {
+            p.keys.insert(t.w.replace('-', ""));
+            p.keys.insert(t.stem.clone());
+            if let Some(n) = toks.get(i + 1) {
+                p.keys.insert(format!("{}{}", t.w, n.w));
+            }
+            let prev_num = i > 0 && matches!(toks[i - 1].kind, Kind::Num(_));
+            if let Kind::Num(v) = &t.kind {
+                p.nums.push(v.clone());
+                p.key_seq.push(v.clone());
+                continue;
+            }
+            if let Some(&c) = lx.currency.get(&t.stem) {
+                p.units.push(c);
+                p.key_seq.push(c.to_string());
+                continue;
+            }
+            if prev_num {
+                if let Some(&u) = lx.unit.get(&t.stem) {
+                    p.units.push(u);
+                    continue;
+                }
+                if t.w == "%" {
+                    p.units.push("%");
+                    continue;
+                }
+            }
+            // Negation: concord words after a negator in the same sentence do not count again.
+            if lx.negation.contains(&t.stem) || lx.negation.contains(t.w.as_str()) {
+                let concord = lx.neg_concord.contains(t.w.as_str()) && negated_sentences.contains_key(&t.sent);
+                if !concord {
+                    p.negations += 1;
+                    *negated_sentences.entry(t.sent).or_default() += 1;
+                }
+            } else if lx.neg_concord.contains(t.w.as_str()) && negated_sentences.contains_key(&t.sent) {
+                // "not ... any": concord, nothing to count
+            }
+            if let Some(poles) = lx.contrast.get(&t.stem) {
+                p.poles.extend(poles.iter().copied());
+            }
+            if lx.time_mod.contains(t.w.as_str()) {
+                if let Some(period) = toks.get(i + 1).and_then(|n| lx.time_period.get(&n.stem)) {
+                    p.time.insert(format!("{}:{}", t.w, period));
+                }
+            }
+            if let Some(&c) = lx.time.get(&t.stem) {
+                // "may" is a month only when written "May" inside a sentence.
+                p.time.insert(c.to_string());
+            } else if fuzzy && t.w.chars().count() >= 6 {
+                if let Some((_, &c)) = lx.time.iter().find(|(k, _)| k.chars().count() >= 5 && is_typo(k, &t.stem)) {
+                    p.time.insert(c.to_string());
+                }
+            }
+            if let Some(&c) = lx.scope.get(&t.stem) {
+                p.scope.insert(c);
+            }
+            if t.name {
+                p.names.insert(t.w.replace('-', ""));
+                p.key_seq.push(t.stem.clone());
+            }
+            if let Some(k) = content_key(t) {
+                p.content.push(Content { key: k, surface: t.w.clone() });
+            }
+            if lx.order_marker.contains(t.w.as_str()) {
+                if let Some(next) = toks[i + 1..].iter().find_map(|n| match &n.kind {
+                    Kind::Num(v) => Some(v.clone()),
+                    Kind::Word => lx.currency.get(&n.stem).map(|c| c.to_string()).or_else(|| content_key(n)),
+                }) {
+                    p.relations.push((t.w.clone(), next));
+                }
+            }
+        }
+        p.units.sort_unstable();
+        p.toks = toks;
+        p
+    }
+
+    /// Whether `name` (from the other prompt) occurs here, allowing a typo in long names.
+    pub(crate) fn has_name(&self, name: &str) -> bool {
+        if self.keys.contains(name) || self.keys.contains(&super::lexicon::stem(name)) {
+            return true;
+        }
+        name.chars().count() >= 6
+            && self.toks.len() <= FUZZY_TOKEN_CAP
+            && self.toks.iter().any(|t| t.w.chars().count() >= 6 && is_typo(&t.w, name))
+    }
+}
