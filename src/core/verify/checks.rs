@@ -1,7 +1,7 @@
 //! The checks, each symmetric in its two prompts. They run cheapest and most certain first.
 use std::collections::HashMap;
 
-use super::lexicon::{is_typo, lexicon};
+use super::lexicon::is_typo;
 use super::profile::{Content, Profile};
 use super::Refusal;
 
@@ -64,11 +64,18 @@ fn prefixed_opposite(a: &Profile, b: &Profile) -> bool {
 pub(crate) fn order(a: &Profile, b: &Profile) -> Result<(), Refusal> {
     let a_keys: std::collections::HashSet<&str> = a.content.iter().map(|c| c.key.as_str()).chain(a.key_seq.iter().map(String::as_str)).collect();
     let b_keys: std::collections::HashSet<&str> = b.content.iter().map(|c| c.key.as_str()).chain(b.key_seq.iter().map(String::as_str)).collect();
+    // Per marker, the words that follow it on each side; a word only one side has after the marker,
+    // while the other side has it elsewhere, has changed its role.
     for (m, x) in &a.relations {
-        for (n, y) in &b.relations {
-            if m == n && x != y && a_keys.contains(y.as_str()) && b_keys.contains(x.as_str()) {
-                return Err(Refusal::Order);
-            }
+        let in_b = b.relations.iter().any(|(n, y)| n == m && y == x);
+        if in_b || !b_keys.contains(x.as_str()) {
+            continue;
+        }
+        let swapped = b.relations.iter().any(|(n, y)| {
+            n == m && y != x && a_keys.contains(y.as_str()) && !a.relations.iter().any(|(k, z)| k == m && z == y)
+        });
+        if swapped {
+            return Err(Refusal::Order);
         }
     }
     if a.key_seq != b.key_seq && sorted(&a.key_seq) == sorted(&b.key_seq) && sorted_keys(&a.content) == sorted_keys(&b.content) {
@@ -138,15 +145,35 @@ pub(crate) fn minimal_edit(a: &Profile, b: &Profile) -> Result<(), Refusal> {
     if na == 0 && nb == 0 {
         return Ok(());
     }
-    let _ = lexicon();
-    if common == 0 {
+    if common == 0 || edit_distance(&a.seq, &b.seq) > max_edits() {
         return Ok(());
     }
-    if na == 0 || nb == 0 {
-        return if na.max(nb) <= 2 { Err(Refusal::Scope) } else { Ok(()) };
+    Err(if na == 0 || nb == 0 { Refusal::Scope } else { Refusal::Substitution })
+}
+
+fn max_edits() -> usize {
+    std::env::var("VERIFY_EDITS").ok().and_then(|v| v.parse().ok()).unwrap_or(MAX_EDITS)
+}
+
+/// A trap is a minimal edit of its twin: at most this many word edits (after fillers are dropped).
+const MAX_EDITS: usize = 3;
+
+/// Only the last this-many words of long prompts are aligned (the question is usually at the end).
+const ALIGN_WINDOW: usize = 64;
+
+/// Word-level Levenshtein distance; words equal when their keys match or they are typos of each other.
+fn edit_distance(a: &[Content], b: &[Content]) -> usize {
+    let a = &a[a.len().saturating_sub(ALIGN_WINDOW)..];
+    let b = &b[b.len().saturating_sub(ALIGN_WINDOW)..];
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0usize; b.len() + 1];
+    for (i, x) in a.iter().enumerate() {
+        cur[0] = i + 1;
+        for (j, y) in b.iter().enumerate() {
+            let same = x.key == y.key || is_typo(&x.surface, &y.surface);
+            cur[j + 1] = (prev[j] + usize::from(!same)).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
     }
-    if na <= 2 && nb <= 2 {
-        return Err(Refusal::Substitution);
-    }
-    Ok(())
+    prev[b.len()]
 }

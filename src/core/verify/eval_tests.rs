@@ -31,7 +31,10 @@ fn load(path: &str) -> Option<Vec<Pair>> {
         out.push(Pair {
             a: a.to_string(),
             b: b.to_string(),
-            category: v["category"].as_str().unwrap_or("?").to_string(),
+            category: match v["style"].as_str() {
+                Some(style) => format!("{}/{}", v["category"].as_str().unwrap_or("?"), style),
+                None => v["category"].as_str().unwrap_or("?").to_string(),
+            },
             same: v["same_answer"].as_bool().unwrap_or(false),
         });
     }
@@ -82,7 +85,7 @@ fn report() {
                 *reasons.entry(x.code()).or_default() += 1;
             }
             if r.is_ok() != p.same {
-                misses.push(format!("  {:<12} {:<13} {:?} | {:?}", p.category, r.err().map_or("PASSED", |x| x.code()), p.a, p.b));
+                misses.push(format!("  {:<22} {:<13} {:?} | {:?}", p.category, r.err().map_or("PASSED", |x| x.code()), p.a, p.b));
             }
         }
         let (mut pos, mut pos_ok, mut neg, mut neg_ok) = (0, 0, 0, 0);
@@ -90,11 +93,11 @@ fn report() {
             if *same {
                 pos += n;
                 pos_ok += ok;
-                println!("  should-hit  {cat:<14} served {ok:>3}/{n:<3} ({:.0}%)  canonical-equal {canon}", 100.0 * *ok as f64 / *n as f64);
+                println!("  should-hit  {cat:<22} served {ok:>3}/{n:<3} ({:.0}%)  canonical-equal {canon}", 100.0 * *ok as f64 / *n as f64);
             } else {
                 neg += n;
                 neg_ok += ok;
-                println!("  must-not    {cat:<14} refused {:>3}/{n:<3} ({:.0}%)", n - ok, 100.0 * (n - ok) as f64 / *n as f64);
+                println!("  must-not    {cat:<22} refused {:>3}/{n:<3} ({:.0}%)", n - ok, 100.0 * (n - ok) as f64 / *n as f64);
             }
         }
         println!(

@@ -12,7 +12,7 @@ pub(crate) struct Lexicon {
     pub neg_concord: HashSet<&'static str>,
     /// stem -> (group, pole)
     pub contrast: HashMap<String, Vec<(u16, u8)>>,
-    /// stem -> time class
+    /// lowercase word -> time class
     pub time: HashMap<String, &'static str>,
     pub time_mod: HashSet<&'static str>,
     pub time_period: HashMap<String, &'static str>,
@@ -44,6 +44,20 @@ fn classes(into: &mut HashMap<String, &'static str>, lists: &[&'static [&'static
         if let Some(&class) = group.first() {
             for w in group.iter() {
                 into.entry(stem(w)).or_insert(class);
+            }
+        }
+    }
+}
+
+/// Like `classes`, keyed by the lowercase word and its plural (no stemming: "evening" must not
+/// become "even").
+fn surface_classes(into: &mut HashMap<String, &'static str>, lists: &[&'static [&'static str]]) {
+    for group in lists {
+        if let Some(&class) = group.first() {
+            for w in group.iter() {
+                let w = w.to_lowercase();
+                into.entry(format!("{w}s")).or_insert(class);
+                into.entry(w).or_insert(class);
             }
         }
     }
@@ -103,7 +117,7 @@ fn build() -> Lexicon {
         }
     }
     for l in [en::TIME, es::TIME, fr::TIME, de::TIME] {
-        classes(&mut lx.time, l);
+        surface_classes(&mut lx.time, l);
     }
     for l in [en::TIME_MODIFIERS, es::TIME_MODIFIERS, fr::TIME_MODIFIERS, de::TIME_MODIFIERS] {
         lx.time_mod.extend(l.iter().copied());

@@ -14,6 +14,10 @@ pub const STOPWORDS: &[&str] = &[
     "something", "someone", "somebody", "one", "ones", "own", "make", "go", "going", "let", "able",
     "s", "d", "ll", "re", "ve", "m", "t", "yes", "via", "per", "still", "ever", "again", "much",
     "many", "whether", "else", "such", "way", "thing", "things", "currently", "now",
+    // prepositions: their opposites are checked as contrasts, their insertion alone is no new scope
+    "under", "over", "above", "below", "after", "before", "during", "within", "through", "across",
+    "near", "off", "out", "inside", "outside", "among", "around", "until", "till", "since", "against",
+    "along", "behind", "beyond", "toward", "towards", "upon", "onto", "down", "like", "unto",
 ];
 
 /// Politeness, hesitation and question-frame words: never content, never a scope change.
@@ -26,7 +30,9 @@ pub const FILLERS: &[&str] = &[
     "steps", "step", "method", "procedure", "best", "right", "correct", "proper", "properly", "certain",
     "sure", "advance", "guys", "folks", "idea", "curious", "precisely", "approximately", "roughly",
     "around", "available", "option", "options", "happen", "kind", "sort", "type", "bit", "little",
-    "explain", "show", "find", "out", "whats", "where's", "please?",
+    "explain", "show", "find", "whats",
+    // service verbs of "do you ... X?" questions: "do you offer/provide/do X" ask the same
+    "offer", "provide",
 ];
 
 /// Negators (each occurrence counts once).
@@ -212,7 +218,7 @@ pub const ORDER_MARKERS: &[&str] = &["from", "to", "into", "than", "over", "onto
 /// Small general synonym list: same-meaning substitutions that are not a different question.
 pub const SYNONYMS: &[&[&str]] = &[
     &["buy", "purchase"], &["cost", "price", "charge", "fee", "pay", "rate"], &["delivery", "shipping", "postage"],
-    &["change", "update", "modify", "edit", "amend", "alter", "switch", "replace"],
+    &["change", "update", "modify", "edit", "amend", "alter", "switch", "replace", "move", "transfer"],
     &["start", "begin", "commence"], &["cancel", "end", "finish", "terminate", "conclude", "discontinue"],
     &["get", "obtain", "receive", "acquire", "request", "order"], &["send", "submit", "file", "lodge"],
     &["make", "create", "generate", "set", "setup", "establish", "produce"],

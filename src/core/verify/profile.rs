@@ -33,6 +33,8 @@ pub(crate) struct Profile {
     pub relations: Vec<(String, String)>,
     /// numbers, names and currencies in order of appearance
     pub key_seq: Vec<String>,
+    /// every non-filler token as compared by the edit distance (synonym-folded stems, numbers)
+    pub seq: Vec<Content>,
 }
 
 fn content_key(t: &Tok) -> Option<String> {
@@ -63,6 +65,7 @@ impl Profile {
             content: Vec::new(),
             relations: Vec::new(),
             key_seq: Vec::new(),
+            seq: Vec::new(),
             toks: Vec::new(),
         };
         let mut negated_sentences: BTreeMap<usize, usize> = BTreeMap::new();
@@ -71,6 +74,10 @@ impl Profile {
             p.keys.insert(t.stem.clone());
             if let Some(n) = toks.get(i + 1) {
                 p.keys.insert(format!("{}{}", t.w, n.w));
+            }
+            if !lx.filler.contains(&t.stem) && t.w.chars().any(char::is_alphanumeric) {
+                let key = lx.synonym.get(&t.stem).cloned().unwrap_or_else(|| t.stem.clone());
+                p.seq.push(Content { key, surface: t.w.clone() });
             }
             let prev_num = i > 0 && matches!(toks[i - 1].kind, Kind::Num(_));
             if let Kind::Num(v) = &t.kind {
@@ -111,23 +118,29 @@ impl Profile {
                     p.time.insert(format!("{}:{}", t.w, period));
                 }
             }
-            if let Some(&c) = lx.time.get(&t.stem) {
-                // "may" is a month only when written "May" inside a sentence.
+            if let Some(&c) = lx.time.get(&t.w) {
                 p.time.insert(c.to_string());
-            } else if fuzzy && t.w.chars().count() >= 6 {
-                if let Some((_, &c)) = lx.time.iter().find(|(k, _)| k.chars().count() >= 5 && is_typo(k, &t.stem)) {
+            } else if fuzzy && t.kind == Kind::Word && t.w.chars().count() >= 5 {
+                if let Some((_, &c)) = lx.time.iter().find(|(k, _)| k.chars().count() >= 5 && is_typo(k, &t.w)) {
                     p.time.insert(c.to_string());
                 }
             }
             if let Some(&c) = lx.scope.get(&t.stem) {
                 p.scope.insert(c);
+            } else if fuzzy && t.kind == Kind::Word && t.w.chars().count() >= 5 {
+                if let Some((_, &c)) = lx.scope.iter().find(|(k, _)| k.chars().count() >= 5 && is_typo(k, &t.stem)) {
+                    p.scope.insert(c);
+                }
             }
             if t.name {
                 p.names.insert(t.w.replace('-', ""));
                 p.key_seq.push(t.stem.clone());
             }
             if let Some(k) = content_key(t) {
-                p.content.push(Content { key: k, surface: t.w.clone() });
+                // A set, not a multiset: "how much does it cost" and "what is the price" say cost once.
+                if !p.content.iter().any(|c| c.key == k) {
+                    p.content.push(Content { key: k, surface: t.w.clone() });
+                }
             }
             if lx.order_marker.contains(t.w.as_str()) {
                 if let Some(next) = toks[i + 1..].iter().find_map(|n| match &n.kind {

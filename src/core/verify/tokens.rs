@@ -144,6 +144,7 @@ fn join_phrase(a: &str, b: &str) -> Option<&'static str> {
         ("set", "up") => "setup",
         ("e", "mail") => "email",
         ("wi", "fi") => "wifi",
+        ("what", "time") => "when",
         _ => return None,
     })
 }
@@ -215,6 +216,15 @@ pub(crate) fn tokenize(text: &str) -> Vec<Tok> {
         if let Some(next) = words.get(i + 1) {
             if let Some(j) = join_phrase(w, &next.0) {
                 toks.push(Tok { w: j.to_string(), stem: j.to_string(), kind: Kind::Word, name: false, sent: *s });
+                i += 2;
+                continue;
+            }
+        }
+        // "how much is/does/..." asks a price: same as "what is the price/cost".
+        if w == "how" && words.get(i + 1).is_some_and(|n| n.0 == "much") {
+            const VERBS: &[&str] = &["is", "are", "does", "do", "did", "was", "will", "would", "should", "for", "to"];
+            if words.get(i + 2).is_some_and(|n| VERBS.contains(&n.0.as_str())) {
+                toks.push(Tok { w: "cost".into(), stem: "cost".into(), kind: Kind::Word, name: false, sent: *s });
                 i += 2;
                 continue;
             }
