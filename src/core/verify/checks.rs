@@ -19,10 +19,12 @@ pub(crate) fn hard(a: &Profile, b: &Profile) -> Result<(), Refusal> {
     if contrast(a, b) || prefixed_opposite(a, b) || prefixed_opposite(b, a) {
         return Err(Refusal::Contrast);
     }
-    if a.time != b.time {
+    let time_gap = |x: &Profile, y: &Profile| x.time.iter().any(|c| !y.time.contains(c) && !x.class_typoed_in(c, y));
+    if time_gap(a, b) || time_gap(b, a) {
         return Err(Refusal::Time);
     }
-    if a.scope != b.scope {
+    let scope_gap = |x: &Profile, y: &Profile| x.scope.iter().any(|c| !y.scope.contains(c) && !x.class_typoed_in(c, y));
+    if scope_gap(a, b) || scope_gap(b, a) {
         return Err(Refusal::Scope);
     }
     if a.names.iter().any(|n| !b.has_name(n)) || b.names.iter().any(|n| !a.has_name(n)) {
@@ -76,6 +78,17 @@ pub(crate) fn order(a: &Profile, b: &Profile) -> Result<(), Refusal> {
         });
         if swapped {
             return Err(Refusal::Order);
+        }
+    }
+    // The same word after opposite directions: "flights to London" / "flights from London".
+    const DIRECTIONS: &[&str] = &["from", "to", "into", "onto", "toward", "towards", "desde", "hasta", "hacia", "vers", "depuis", "nach", "von"];
+    let directed = |p: &Profile, m: &str, x: &str| p.relations.iter().any(|(k, z)| k == m && z == x);
+    for (m, x) in a.relations.iter().filter(|(m, _)| DIRECTIONS.contains(&m.as_str())) {
+        for (n, y) in b.relations.iter().filter(|(n, _)| DIRECTIONS.contains(&n.as_str())) {
+            let opposite = (m == "from") != (n == "from") || (m == "desde" || m == "depuis" || m == "von") != (n == "desde" || n == "depuis" || n == "von");
+            if x == y && m != n && opposite && !directed(a, n, x) && !directed(b, m, y) {
+                return Err(Refusal::Order);
+            }
         }
     }
     if a.key_seq != b.key_seq && sorted(&a.key_seq) == sorted(&b.key_seq) && sorted_keys(&a.content) == sorted_keys(&b.content) {

@@ -16,7 +16,7 @@ pub(crate) struct Lexicon {
     pub time: HashMap<String, &'static str>,
     pub time_mod: HashSet<&'static str>,
     pub time_period: HashMap<String, &'static str>,
-    /// stem -> scope class
+    /// lowercase word -> scope class
     pub scope: HashMap<String, &'static str>,
     /// surface -> value
     pub number: HashMap<&'static str, u64>,
@@ -134,7 +134,7 @@ fn build() -> Lexicon {
         }
     }
     for l in [en::SCOPE, es::SCOPE, fr::SCOPE, de::SCOPE] {
-        classes(&mut lx.scope, l);
+        surface_classes(&mut lx.scope, l);
     }
     for l in [en::NUMBERS, es::NUMBERS, fr::NUMBERS, de::NUMBERS] {
         lx.number.extend(l.iter().copied());

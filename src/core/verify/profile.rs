@@ -33,6 +33,8 @@ pub(crate) struct Profile {
     pub relations: Vec<(String, String)>,
     /// numbers, names and currencies in order of appearance
     pub key_seq: Vec<String>,
+    /// (time or scope class, the word that gave it)
+    pub class_words: Vec<(String, String)>,
     /// every non-filler token as compared by the edit distance (synonym-folded stems, numbers)
     pub seq: Vec<Content>,
 }
@@ -52,7 +54,6 @@ impl Profile {
     pub(crate) fn new(text: &str) -> Profile {
         let lx = lexicon();
         let toks = tokenize(text);
-        let fuzzy = toks.len() <= FUZZY_TOKEN_CAP;
         let mut p = Profile {
             nums: Vec::new(),
             units: Vec::new(),
@@ -66,6 +67,7 @@ impl Profile {
             relations: Vec::new(),
             key_seq: Vec::new(),
             seq: Vec::new(),
+            class_words: Vec::new(),
             toks: Vec::new(),
         };
         let mut negated_sentences: BTreeMap<usize, usize> = BTreeMap::new();
@@ -120,17 +122,11 @@ impl Profile {
             }
             if let Some(&c) = lx.time.get(&t.w) {
                 p.time.insert(c.to_string());
-            } else if fuzzy && t.kind == Kind::Word && t.w.chars().count() >= 5 {
-                if let Some((_, &c)) = lx.time.iter().find(|(k, _)| k.chars().count() >= 5 && is_typo(k, &t.w)) {
-                    p.time.insert(c.to_string());
-                }
+                p.class_words.push((c.to_string(), t.w.clone()));
             }
-            if let Some(&c) = lx.scope.get(&t.stem) {
+            if let Some(&c) = lx.scope.get(&t.w) {
                 p.scope.insert(c);
-            } else if fuzzy && t.kind == Kind::Word && t.w.chars().count() >= 5 {
-                if let Some((_, &c)) = lx.scope.iter().find(|(k, _)| k.chars().count() >= 5 && is_typo(k, &t.stem)) {
-                    p.scope.insert(c);
-                }
+                p.class_words.push((c.to_string(), t.w.clone()));
             }
             if t.name {
                 p.names.insert(t.w.replace('-', ""));
@@ -156,10 +152,28 @@ impl Profile {
         p
     }
 
+    /// Whether the words that gave `class` here all occur in `other` with a typo ("chlid", "Mondys").
+    pub(crate) fn class_typoed_in(&self, class: &str, other: &Profile) -> bool {
+        if other.toks.len() > FUZZY_TOKEN_CAP {
+            return false;
+        }
+        self.class_words
+            .iter()
+            .filter(|(c, _)| c == class)
+            .all(|(_, w)| other.toks.iter().any(|t| is_typo(w, &t.w)))
+    }
+
     /// Whether `name` (from the other prompt) occurs here, allowing a typo in long names.
     pub(crate) fn has_name(&self, name: &str) -> bool {
-        if self.keys.contains(name) || self.keys.contains(&super::lexicon::stem(name)) {
+        let st = super::lexicon::stem(name);
+        if self.keys.contains(name) || self.keys.contains(&st) {
             return true;
+        }
+        // A listed synonym of the name (ATM / cashpoint).
+        if let Some(rep) = lexicon().synonym.get(&st) {
+            if self.content.iter().any(|c| &c.key == rep) {
+                return true;
+            }
         }
         name.chars().count() >= 6
             && self.toks.len() <= FUZZY_TOKEN_CAP
