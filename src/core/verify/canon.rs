@@ -58,6 +58,8 @@ const BARE: &[(&str, &str)] = &[
     ("hasnt", "has not"), ("hadnt", "had not"), ("couldnt", "could not"), ("shouldnt", "should not"),
     ("wouldnt", "would not"), ("cannot", "can not"), ("whats", "what is"), ("wheres", "where is"),
     ("whos", "who is"), ("thats", "that is"), ("theres", "there is"),
+    // also words ("wont": habit; "cant": jargon), but as prompts they are the contraction
+    ("wont", "will not"), ("cant", "can not"),
 ];
 
 /// Expands an English contraction in a lowercase token; `None` when it is not one.

@@ -91,10 +91,21 @@ pub(crate) fn order(a: &Profile, b: &Profile) -> Result<(), Refusal> {
             }
         }
     }
+    // Same content words in another order that is not a fronted phrase ("On the menu, what vegan
+    // options ..." is a rotation of "What vegan options ... on the menu"): a swap of roles.
+    let (ka, kb): (Vec<&str>, Vec<&str>) = (a.content.iter().map(|c| c.key.as_str()).collect(), b.content.iter().map(|c| c.key.as_str()).collect());
+    if ka != kb && ka.len() == kb.len() && sorted_keys(&a.content) == sorted_keys(&b.content) && !is_rotation(&ka, &kb) {
+        return Err(Refusal::Order);
+    }
     if a.key_seq != b.key_seq && sorted(&a.key_seq) == sorted(&b.key_seq) && sorted_keys(&a.content) == sorted_keys(&b.content) {
         return Err(Refusal::Order);
     }
     Ok(())
+}
+
+/// Whether `b` is `a` rotated (a block moved from the front to the back or back to front).
+fn is_rotation(a: &[&str], b: &[&str]) -> bool {
+    (0..a.len()).any(|k| a[k..].iter().chain(a[..k].iter()).eq(b.iter()))
 }
 
 fn sorted(v: &[String]) -> Vec<&str> {

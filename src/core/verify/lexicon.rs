@@ -151,8 +151,9 @@ fn build() -> Lexicon {
     }
     for l in [en::SYNONYMS, es::SYNONYMS, fr::SYNONYMS, de::SYNONYMS] {
         for g in l.iter() {
-            if let Some(first) = g.first() {
-                let rep = stem(first);
+            // A word already in a group joins this group to it (check: look / cheque).
+            let rep = g.iter().find_map(|w| lx.synonym.get(&stem(w)).cloned()).or_else(|| g.first().map(|w| stem(w)));
+            if let Some(rep) = rep {
                 for w in g.iter() {
                     lx.synonym.entry(stem(w)).or_insert_with(|| rep.clone());
                 }

@@ -57,7 +57,8 @@ pub const CONTRASTS: &[(&[&str], &[&str])] = &[
     (&["upload", "send"], &["download", "receive"]),
     (&["import"], &["export"]),
     (&["increase", "raise", "boost", "extend", "expand"], &["decrease", "reduce", "lower", "cut", "shorten", "shrink"]),
-    (&["before", "prior", "earlier", "within", "during", "until"], &["after", "later", "beyond"]),
+    (&["before", "prior", "earlier", "until"], &["after", "later", "beyond"]),
+    (&["during", "within", "while"], &["before", "after", "outside", "beyond", "prior"]),
     (&["add", "insert", "attach", "include", "join", "invite"], &["remove", "delete", "detach", "exclude", "leave", "kick"]),
     (&["safe"], &["dangerous", "harmful", "risky"]),
     (&["min", "minimum", "least", "lowest", "smallest", "cheapest", "fewest"], &["max", "maximum", "most", "highest", "largest", "biggest", "priciest", "expensive"]),
@@ -241,4 +242,11 @@ pub const SYNONYMS: &[&[&str]] = &[
     &["travel", "trip", "journey"], &["clean", "cleaning"], &["picture", "photo", "image"],
     &["kid", "child"], &["mum", "mom", "mother"], &["dad", "father"], &["info", "information", "detail"],
     &["money", "cash", "fund"], &["refund", "reimburse", "reimbursement"],
+    // British / American spellings
+    &["cheque", "check"], &["colour", "color"], &["licence", "license"], &["programme", "program"],
+    &["tyre", "tire"], &["grey", "gray"], &["jewellery", "jewelry"], &["catalogue", "catalog"],
+    &["defence", "defense"], &["practise", "practice"], &["aluminium", "aluminum"], &["cosy", "cozy"],
+    // common abbreviations of names
+    &["javascript", "js"], &["typescript", "ts"], &["kubernetes", "k8s"], &["python", "py"],
+    &["usa", "us", "america", "states"], &["uk", "britain"], &["eu", "europe"],
 ];
