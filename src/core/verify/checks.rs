@@ -94,13 +94,48 @@ pub(crate) fn order(a: &Profile, b: &Profile) -> Result<(), Refusal> {
     // Same content words in another order that is not a fronted phrase ("On the menu, what vegan
     // options ..." is a rotation of "What vegan options ... on the menu"): a swap of roles.
     let (ka, kb): (Vec<&str>, Vec<&str>) = (a.content.iter().map(|c| c.key.as_str()).collect(), b.content.iter().map(|c| c.key.as_str()).collect());
-    if ka != kb && ka.len() == kb.len() && sorted_keys(&a.content) == sorted_keys(&b.content) && !is_rotation(&ka, &kb) {
-        return Err(Refusal::Order);
+    if ka != kb && ka.len() == kb.len() && sorted_keys(&a.content) == sorted_keys(&b.content) {
+        // A phrase moved as a whole ("a primary school place" / "a place at a primary school") or
+        // fronted with the sentence rebuilt around it keeps the roles; two words trading places in
+        // the same frame ("the medium for a large" / "the large for a medium") swap them.
+        let fronted = is_rotation(&ka, &kb) && skeleton(a) != skeleton(b);
+        if !fronted && !is_phrase_move(&ka, &kb) {
+            return Err(Refusal::Order);
+        }
     }
     if a.key_seq != b.key_seq && sorted(&a.key_seq) == sorted(&b.key_seq) && sorted_keys(&a.content) == sorted_keys(&b.content) {
         return Err(Refusal::Order);
     }
     Ok(())
+}
+
+/// Whether `b` is `a` with one block of 2+ words moved past a neighbouring block (or a word moved
+/// past a block of 2+ words).
+fn is_phrase_move(a: &[&str], b: &[&str]) -> bool {
+    let n = a.len();
+    if n > PHRASE_MOVE_CAP {
+        return true;
+    }
+    for i in 0..n {
+        for j in i + 1..n {
+            for k in j + 1..=n {
+                if (j - i >= 2 || k - j >= 2) && a[..i].iter().chain(&a[j..k]).chain(&a[i..j]).chain(&a[k..]).eq(b.iter()) {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
+/// The prompt's frame: function words kept, content words as "_".
+fn skeleton(p: &Profile) -> Vec<&str> {
+    let lx = super::lexicon::lexicon();
+    p.toks
+        .iter()
+        .filter(|t| !lx.filler.contains(&t.stem))
+        .map(|t| if lx.stop.contains(t.w.as_str()) { t.w.as_str() } else { "_" })
+        .collect()
 }
 
 /// Whether `b` is `a` rotated (a block moved from the front to the back or back to front).
@@ -119,6 +154,10 @@ fn sorted_keys(v: &[Content]) -> Vec<&str> {
     s.sort_unstable();
     s
 }
+
+/// Above this many content words the phrase-move search (cubic) is skipped: order is then judged by
+/// the marker relations only.
+const PHRASE_MOVE_CAP: usize = 24;
 
 /// Above this many unmatched words on each side the typo pairing is skipped (the prompts differ a lot).
 const TYPO_PAIRING_CAP: usize = 24;
