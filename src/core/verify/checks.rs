@@ -64,8 +64,8 @@ fn prefixed_opposite(a: &Profile, b: &Profile) -> bool {
 /// Order: the word after a relation marker ("from X to Y", "A than B", "USD to EUR") swapped between
 /// the prompts, or the same names/numbers/currencies in another order when the words are the same.
 pub(crate) fn order(a: &Profile, b: &Profile) -> Result<(), Refusal> {
-    let a_keys: std::collections::HashSet<&str> = a.content.iter().map(|c| c.key.as_str()).chain(a.key_seq.iter().map(String::as_str)).collect();
-    let b_keys: std::collections::HashSet<&str> = b.content.iter().map(|c| c.key.as_str()).chain(b.key_seq.iter().map(String::as_str)).collect();
+    let a_keys: std::collections::HashSet<&str> = a.content.iter().map(|c| c.key.as_str()).chain(a.key_seq.iter().chain(&a.currencies).map(String::as_str)).collect();
+    let b_keys: std::collections::HashSet<&str> = b.content.iter().map(|c| c.key.as_str()).chain(b.key_seq.iter().chain(&b.currencies).map(String::as_str)).collect();
     // Per marker, the words that follow it on each side; a word only one side has after the marker,
     // while the other side has it elsewhere, has changed its role.
     for (m, x) in &a.relations {

@@ -33,6 +33,8 @@ pub(crate) struct Profile {
     pub relations: Vec<(String, String)>,
     /// numbers, names and currencies in order of appearance
     pub key_seq: Vec<String>,
+    /// currency classes (for the order relations)
+    pub currencies: Vec<String>,
     /// (time or scope class, the word that gave it)
     pub class_words: Vec<(String, String)>,
     /// every non-filler token as compared by the edit distance (synonym-folded stems, numbers)
@@ -41,6 +43,10 @@ pub(crate) struct Profile {
 
 fn content_key(t: &Tok) -> Option<String> {
     let lx = lexicon();
+    if t.name && t.kind == Kind::Word {
+        // A name is content even when it is spelled like a function word ("Go", "US", "IT").
+        return Some(lx.synonym.get(&t.stem).cloned().unwrap_or_else(|| t.stem.clone()));
+    }
     if t.kind != Kind::Word || lx.stop.contains(t.w.as_str()) || lx.filler.contains(&t.stem) || lx.negation.contains(&t.stem) {
         return None;
     }
@@ -68,8 +74,10 @@ impl Profile {
             key_seq: Vec::new(),
             seq: Vec::new(),
             class_words: Vec::new(),
+            currencies: Vec::new(),
             toks: Vec::new(),
         };
+        let mut pending_currency: Option<(String, String)> = None;
         let mut negated_sentences: BTreeMap<usize, usize> = BTreeMap::new();
         for (i, t) in toks.iter().enumerate() {
             p.keys.insert(t.w.replace('-', ""));
@@ -85,11 +93,20 @@ impl Profile {
             if let Kind::Num(v) = &t.kind {
                 p.nums.push(v.clone());
                 p.key_seq.push(v.clone());
+                if let Some((c, _)) = pending_currency.take() {
+                    p.key_seq.push(c);
+                }
                 continue;
             }
             if let Some(&c) = lx.currency.get(&t.stem) {
                 p.units.push(c);
-                p.key_seq.push(c.to_string());
+                p.currencies.push(c.to_string());
+                // "£50" and "50 pounds": a currency right before a number goes after it in key_seq.
+                if let Some(Kind::Num(v)) = toks.get(i + 1).map(|n| &n.kind) {
+                    pending_currency = Some((c.to_string(), v.clone()));
+                } else {
+                    p.key_seq.push(c.to_string());
+                }
                 continue;
             }
             if prev_num {
@@ -157,10 +174,8 @@ impl Profile {
         if other.toks.len() > FUZZY_TOKEN_CAP {
             return false;
         }
-        self.class_words
-            .iter()
-            .filter(|(c, _)| c == class)
-            .all(|(_, w)| other.toks.iter().any(|t| is_typo(w, &t.w)))
+        let mut words = self.class_words.iter().filter(|(c, _)| c == class).peekable();
+        words.peek().is_some() && words.all(|(_, w)| other.toks.iter().any(|t| is_typo(w, &t.w)))
     }
 
     /// Whether `name` (from the other prompt) occurs here, allowing a typo in long names.

@@ -97,7 +97,7 @@ fn expand(lower: &str) -> Vec<String> {
 /// Normalises a digit string: thousands separators dropped ("2,700" -> "2700"), trailing separators
 /// removed. Decimal points and times are kept as written.
 fn norm_number(s: &str) -> String {
-    let s = s.trim_end_matches(['.', ',', ':']);
+    let s = s.trim_end_matches(['.', ',', ':', '/']);
     let groups: Vec<&str> = s.split(',').collect();
     if groups.len() > 1 && groups[1..].iter().all(|g| g.len() == 3 && g.chars().all(|c| c.is_ascii_digit())) {
         return groups.concat();
@@ -119,7 +119,7 @@ fn split_number(word: &str, out: &mut Vec<(String, bool)>) {
         out.push((w.to_string(), false));
         return;
     }
-    let end = w.find(|c: char| !(c.is_ascii_digit() || matches!(c, '.' | ',' | ':'))).unwrap_or(w.len());
+    let end = w.find(|c: char| !(c.is_ascii_digit() || matches!(c, '.' | ',' | ':' | '/'))).unwrap_or(w.len());
     let (num, suffix) = w.split_at(end);
     let lx = lexicon();
     let num = norm_number(num);
@@ -170,9 +170,18 @@ pub(crate) fn tokenize(text: &str) -> Vec<Tok> {
     let raws = &raws[skip.min(raws.len())..];
 
     // Title Case or ALL CAPS text says nothing about names; nor does German, which capitalises nouns.
-    let alpha: Vec<&str> = raws.iter().map(|r| r.0.trim_start_matches(is_lead)).filter(|r| r.starts_with(char::is_alphabetic)).collect();
-    let capped = alpha.iter().filter(|r| r.starts_with(char::is_uppercase)).count();
-    let caps_mode = alpha.len() >= 3 && capped * 10 >= alpha.len() * 6;
+    // Title Case shows as capitalised function words inside a sentence ("Do You Accept Apple Pay?");
+    // a sentence with names in it does not capitalise those ("Who wrote Wuthering Heights?").
+    let letters: Vec<char> = folded.chars().filter(|c| c.is_alphabetic()).collect();
+    let upper = letters.iter().filter(|c| c.is_uppercase()).count();
+    let all_caps = letters.len() >= 6 && upper * 10 >= letters.len() * 8;
+    let title = raws.iter().any(|&(raw, starts)| {
+        let w = raw.trim_start_matches(is_lead).trim_end_matches(is_trail);
+        !starts && w.chars().count() >= 2 && w.starts_with(char::is_uppercase) && lx.stop.contains(w.to_lowercase().as_str())
+    });
+    let words: Vec<&str> = raws.iter().map(|r| r.0.trim_start_matches(is_lead)).filter(|r| r.starts_with(char::is_alphabetic)).collect();
+    let capped = words.iter().filter(|r| r.starts_with(char::is_uppercase)).count();
+    let caps_mode = all_caps || (title && capped * 4 >= words.len() * 3);
     let german = raws.iter().filter(|r| lx.german.contains(r.0.to_lowercase().as_str())).count() >= 2;
 
     // (word, is_number, name, sentence)
