@@ -11,9 +11,11 @@
 //!   "?" vs "." or "!!" does not make a different question for the model;
 //! - English contractions expand to their full form (don't -> do not, can't/cannot -> can not,
 //!   isn't -> is not, I'm -> i am, we're -> we are, you've -> you have, they'll -> they will) and the
-//!   apostrophe-less spellings that are not words themselves (dont, doesnt, isnt, whats, ...). "'s" is
+//!   apostrophe-less spellings (dont, doesnt, isnt, whats, ...; "wont" and "cant" are rare words of
+//!   their own, but in a prompt they are the contraction). "'s" is
 //!   expanded to "is" only after pronouns and wh-words (what's, it's, there's: never a possessive
 //!   there); other "'s" is a possessive and stays. "'d" (had/would) is ambiguous and stays.
+//!
 //! It never drops a word, a number or a sign that is part of a token, which is why no two different
 //! questions in the labelled must-not-hit pairs collapse (see the test in eval_tests.rs).
 use unicode_normalization::UnicodeNormalization;

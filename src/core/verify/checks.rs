@@ -43,17 +43,14 @@ fn contrast(a: &Profile, b: &Profile) -> bool {
 fn prefixed_opposite(a: &Profile, b: &Profile) -> bool {
     const SHORT: &[&str] = &["un", "non", "dis", "mis"];
     const LONG: &[&str] = &["in", "im", "il", "ir", "de", "des", "dés"];
-    let a_words: std::collections::HashSet<&str> = a.toks.iter().map(|t| t.w.as_str()).collect();
-    let b_words: std::collections::HashSet<&str> = b.toks.iter().map(|t| t.w.as_str()).collect();
-    for w in &a_words {
-        let n = w.chars().count();
-        if n < 4 || !w.chars().all(char::is_alphabetic) || b_words.contains(w) {
-            continue;
-        }
-        let prefixes = SHORT.iter().chain(LONG.iter().filter(|_| n >= 5));
-        for pre in prefixes {
-            let neg = format!("{pre}{w}");
-            if b_words.contains(neg.as_str()) && !a_words.contains(neg.as_str()) {
+    let has = |p: &Profile, w: &str| p.toks.iter().any(|t| t.w == w);
+    for t in &b.toks {
+        let neg = t.w.as_str();
+        for pre in SHORT.iter().chain(LONG) {
+            let Some(w) = neg.strip_prefix(pre) else { continue };
+            let n = w.chars().count();
+            let min = if SHORT.contains(pre) { 4 } else { 5 };
+            if n >= min && w.chars().all(char::is_alphabetic) && has(a, w) && !has(b, w) && !has(a, neg) {
                 return true;
             }
         }
@@ -208,17 +205,14 @@ pub(crate) fn minimal_edit(a: &Profile, b: &Profile) -> Result<(), Refusal> {
     if na == 0 && nb == 0 {
         return Ok(());
     }
-    if common == 0 || edit_distance(&a.seq, &b.seq) > max_edits() {
+    if common == 0 || edit_distance(&a.seq, &b.seq) > MAX_EDITS {
         return Ok(());
     }
     Err(if na == 0 || nb == 0 { Refusal::Scope } else { Refusal::Substitution })
 }
 
-fn max_edits() -> usize {
-    std::env::var("VERIFY_EDITS").ok().and_then(|v| v.parse().ok()).unwrap_or(MAX_EDITS)
-}
-
 /// A trap is a minimal edit of its twin: at most this many word edits (after fillers are dropped).
+/// Measured on fow-cache and our own pairs: 2 lets through more traps, 4 refuses more paraphrases.
 const MAX_EDITS: usize = 3;
 
 /// Only the last this-many words of long prompts are aligned (the question is usually at the end).
@@ -233,7 +227,7 @@ fn edit_distance(a: &[Content], b: &[Content]) -> usize {
     for (i, x) in a.iter().enumerate() {
         cur[0] = i + 1;
         for (j, y) in b.iter().enumerate() {
-            let same = x.key == y.key || is_typo(&x.surface, &y.surface);
+            let same = x.key == y.key || (x.surface.len().abs_diff(y.surface.len()) <= 2 && is_typo(&x.surface, &y.surface));
             cur[j + 1] = (prev[j] + usize::from(!same)).min(prev[j + 1] + 1).min(cur[j] + 1);
         }
         std::mem::swap(&mut prev, &mut cur);

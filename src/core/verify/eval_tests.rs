@@ -114,3 +114,54 @@ fn report() {
         }
     }
 }
+
+#[test]
+#[ignore = "dev timing over labelled pair files (build with --release for real numbers)"]
+fn timing() {
+    for path in pair_files() {
+        let Some(pairs) = load(&path) else { continue };
+        let _ = verify("warm", "up");
+        let start = std::time::Instant::now();
+        let rounds = 20;
+        for _ in 0..rounds {
+            for p in &pairs {
+                let _ = std::hint::black_box(verify(&p.a, &p.b));
+            }
+        }
+        let per = start.elapsed() / (rounds * pairs.len()) as u32;
+        println!("{path}: {per:?} per verify ({} pairs)", pairs.len());
+    }
+    let body = "please review the following paragraph about the history of the city and its rivers. ".repeat(400);
+    let (a, b) = (format!("{body} Is it safe to swim there in July?"), format!("{body} Is it OK to swim there in July?"));
+    let start = std::time::Instant::now();
+    let _ = std::hint::black_box(verify(&a, &b));
+    println!("long prompt ({} chars): {:?}", a.len(), start.elapsed());
+}
+
+#[test]
+#[ignore = "dev: phase timing"]
+fn timing_phases() {
+    use super::{checks, profile::Profile, tokens::tokenize};
+    let body = "please review the following paragraph about the history of the city and its rivers. ".repeat(400);
+    let (a, b) = (format!("{body} Is it safe to swim there in July?"), format!("{body} Is it OK to swim there in July?"));
+    let _ = verify("warm", "up");
+    let t = std::time::Instant::now();
+    let _ = canonical(&a);
+    println!("canonical {:?}", t.elapsed());
+    let t = std::time::Instant::now();
+    let _ = tokenize(&a);
+    println!("tokenize {:?}", t.elapsed());
+    let t = std::time::Instant::now();
+    let pa = Profile::new(&a);
+    let pb = Profile::new(&b);
+    println!("profiles {:?}", t.elapsed());
+    let t = std::time::Instant::now();
+    let _ = checks::hard(&pa, &pb);
+    println!("hard {:?}", t.elapsed());
+    let t = std::time::Instant::now();
+    let _ = checks::order(&pa, &pb);
+    println!("order {:?}", t.elapsed());
+    let t = std::time::Instant::now();
+    let _ = checks::minimal_edit(&pa, &pb);
+    println!("minimal {:?}", t.elapsed());
+}

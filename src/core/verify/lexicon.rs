@@ -167,9 +167,8 @@ fn build() -> Lexicon {
 /// plural -s/-es/-ies, -ing, -ed, -ation, final -e, doubled final consonant. Enough to fold
 /// enable/enabled/enabling and store/stores; not a linguistic stemmer.
 pub(crate) fn stem(w: &str) -> String {
-    let w = w.to_lowercase();
-    let n = w.chars().count();
-    if n <= 3 || !w.chars().all(|c| c.is_alphabetic() || c == '-') {
+    let w = if w.chars().any(char::is_uppercase) { w.to_lowercase() } else { w.to_string() };
+    if w.len() <= 3 || !w.chars().all(|c| c.is_alphabetic() || c == '-') {
         return w;
     }
     let mut s = w.as_str().to_string();
@@ -211,8 +210,8 @@ pub(crate) fn osa_distance(a: &str, b: &str, cap: usize) -> usize {
     }
     let w = b.len() + 1;
     let mut d = vec![0usize; (a.len() + 1) * w];
-    for j in 0..=b.len() {
-        d[j] = j;
+    for (j, cell) in d.iter_mut().take(w).enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         d[i * w] = i;

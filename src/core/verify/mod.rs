@@ -72,15 +72,33 @@ impl Refusal {
     }
 }
 
+/// A query prepared once, to check several cache candidates (top-k) without redoing its half of
+/// the work.
+#[derive(Debug)]
+pub struct Query {
+    canon: String,
+    profile: profile::Profile,
+}
+
+impl Query {
+    pub fn new(text: &str) -> Query {
+        Query { canon: canonical(text), profile: profile::Profile::new(text) }
+    }
+
+    /// Whether the cached answer for `candidate` (its normalised prompt text) may answer this query.
+    pub fn verify(&self, candidate: &str) -> Result<(), Refusal> {
+        if self.canon == canonical(candidate) {
+            return Ok(());
+        }
+        let b = profile::Profile::new(candidate);
+        checks::hard(&self.profile, &b)?;
+        checks::order(&self.profile, &b)?;
+        checks::minimal_edit(&self.profile, &b)
+    }
+}
+
 /// Compares the normalised prompt texts of a query and a cache candidate. `Ok(())` means the candidate
 /// may answer the query. Symmetric: `verify(a, b)` and `verify(b, a)` give the same outcome.
 pub fn verify(query: &str, candidate: &str) -> Result<(), Refusal> {
-    if canonical(query) == canonical(candidate) {
-        return Ok(());
-    }
-    let a = profile::Profile::new(query);
-    let b = profile::Profile::new(candidate);
-    checks::hard(&a, &b)?;
-    checks::order(&a, &b)?;
-    checks::minimal_edit(&a, &b)
+    Query::new(query).verify(candidate)
 }

@@ -1,6 +1,6 @@
 //! What the checks compare, computed once per prompt: numbers, units, negations, contrast poles,
 //! time and scope classes, names, content words and order relations.
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::lexicon::{is_typo, lexicon};
 use super::tokens::{tokenize, Kind, Tok};
@@ -26,8 +26,6 @@ pub(crate) struct Profile {
     pub scope: BTreeSet<&'static str>,
     /// name -> whether it is all-lowercase-insensitive key
     pub names: BTreeSet<String>,
-    /// every token's surface and stem, and adjacent pairs joined (for name lookups)
-    pub keys: HashSet<String>,
     pub content: Vec<Content>,
     /// (marker, key of the first content word after it)
     pub relations: Vec<(String, String)>,
@@ -68,7 +66,6 @@ impl Profile {
             time: BTreeSet::new(),
             scope: BTreeSet::new(),
             names: BTreeSet::new(),
-            keys: HashSet::new(),
             content: Vec::new(),
             relations: Vec::new(),
             key_seq: Vec::new(),
@@ -80,11 +77,6 @@ impl Profile {
         let mut pending_currency: Option<(String, String)> = None;
         let mut negated_sentences: BTreeMap<usize, usize> = BTreeMap::new();
         for (i, t) in toks.iter().enumerate() {
-            p.keys.insert(t.w.replace('-', ""));
-            p.keys.insert(t.stem.clone());
-            if let Some(n) = toks.get(i + 1) {
-                p.keys.insert(format!("{}{}", t.w, n.w));
-            }
             if !lx.filler.contains(&t.stem) && t.w.chars().any(char::is_alphanumeric) {
                 let key = lx.synonym.get(&t.stem).cloned().unwrap_or_else(|| t.stem.clone());
                 p.seq.push(Content { key, surface: t.w.clone() });
@@ -181,7 +173,12 @@ impl Profile {
     /// Whether `name` (from the other prompt) occurs here, allowing a typo in long names.
     pub(crate) fn has_name(&self, name: &str) -> bool {
         let st = super::lexicon::stem(name);
-        if self.keys.contains(name) || self.keys.contains(&st) {
+        // A token spelled the same (hyphens aside), with the same stem, or two adjacent tokens
+        // that join to it ("wi fi" / "WiFi").
+        let same = |w: &str| w == name || (w.contains('-') && w.replace('-', "") == name);
+        if self.toks.iter().any(|t| same(&t.w) || t.stem == st)
+            || self.toks.windows(2).any(|p| name.len() == p[0].w.len() + p[1].w.len() && name.starts_with(&p[0].w) && name.ends_with(&p[1].w))
+        {
             return true;
         }
         // A listed synonym of the name (ATM / cashpoint).

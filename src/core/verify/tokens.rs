@@ -34,7 +34,7 @@ const GREETINGS: &[&str] = &[
 /// Leading greeting clause: the first raw tokens (up to 4), ending in , ! . or :, all greeting words.
 fn greeting_len(raws: &[(&str, bool)]) -> usize {
     for (k, (raw, _)) in raws.iter().take(4).enumerate() {
-        let word = raw.trim_end_matches(|c: char| matches!(c, ',' | '!' | '.' | ':')).to_lowercase();
+        let word = raw.trim_end_matches([',', '!', '.', ':']).to_lowercase();
         if !GREETINGS.contains(&word.as_str()) {
             return 0;
         }
@@ -59,17 +59,24 @@ fn ends_sentence(raw: &str) -> bool {
 
 /// Code-like identifier: snake_case, camelCase, dotted.name, letters with digits, c#, c++, paths.
 fn looks_like_code(orig: &str) -> bool {
-    let cs: Vec<char> = orig.chars().collect();
-    if cs.iter().any(|c| matches!(c, '_' | '#' | '+' | '@' | '/' | '\\' | '=' | '<' | '>')) && cs.iter().any(|c| c.is_alphabetic()) {
+    let has_alpha = orig.chars().any(char::is_alphabetic);
+    if !has_alpha {
+        return false;
+    }
+    if orig.contains(['_', '#', '+', '@', '/', '\\', '=', '<', '>']) {
         return true;
     }
-    let camel = cs.windows(2).any(|p| p[0].is_lowercase() && p[1].is_uppercase());
-    let has_alpha = cs.iter().any(|c| c.is_alphabetic());
-    let letter_digit = has_alpha && cs.first().is_some_and(|c| c.is_alphabetic()) && cs.iter().any(|c| c.is_ascii_digit());
-    let dotted = orig.split('.').count() > 1
+    let mut prev_lower = false;
+    let mut camel = false;
+    for c in orig.chars() {
+        camel |= prev_lower && c.is_uppercase();
+        prev_lower = c.is_lowercase();
+    }
+    let letter_digit = orig.starts_with(char::is_alphabetic) && orig.contains(|c: char| c.is_ascii_digit());
+    let dotted = orig.contains('.')
         && orig.split('.').all(|p| !p.is_empty())
         && orig.split('.').skip(1).all(|p| p.chars().filter(|c| c.is_alphabetic()).count() >= 2);
-    let ext = orig.starts_with('.') && orig.len() > 2 && orig[1..].chars().all(|c| c.is_alphanumeric());
+    let ext = orig.starts_with('.') && orig.len() > 2 && orig[1..].chars().all(char::is_alphanumeric);
     camel || letter_digit || dotted || ext
 }
 
@@ -182,7 +189,7 @@ pub(crate) fn tokenize(text: &str) -> Vec<Tok> {
     let words: Vec<&str> = raws.iter().map(|r| r.0.trim_start_matches(is_lead)).filter(|r| r.starts_with(char::is_alphabetic)).collect();
     let capped = words.iter().filter(|r| r.starts_with(char::is_uppercase)).count();
     let caps_mode = all_caps || (title && capped * 4 >= words.len() * 3);
-    let german = raws.iter().filter(|r| lx.german.contains(r.0.to_lowercase().as_str())).count() >= 2;
+    let german = raws.iter().filter(|r| r.0.len() <= 6 && lx.german.contains(r.0.to_lowercase().as_str())).count() >= 2;
 
     // (word, is_number, name, sentence)
     let mut words: Vec<(String, bool, bool, usize)> = Vec::new();
