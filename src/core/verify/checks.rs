@@ -3,7 +3,7 @@ use std::collections::HashMap;
 
 use super::lexicon::is_typo;
 use super::profile::{Content, Profile};
-use super::Refusal;
+use super::{Refusal, Strictness};
 
 /// Hard checks: numbers, units, negation, contrast, time, scope, names.
 pub(crate) fn hard(a: &Profile, b: &Profile) -> Result<(), Refusal> {
@@ -19,18 +19,35 @@ pub(crate) fn hard(a: &Profile, b: &Profile) -> Result<(), Refusal> {
     if contrast(a, b) || prefixed_opposite(a, b) || prefixed_opposite(b, a) {
         return Err(Refusal::Contrast);
     }
-    let time_gap = |x: &Profile, y: &Profile| x.time.iter().any(|c| !y.time.contains(c) && !x.class_typoed_in(c, y));
-    if time_gap(a, b) || time_gap(b, a) {
+    // Time and scope: one prompt with a class the other lacks, while the other has a class of its
+    // own (today / tomorrow, adults / children), is another question. A class on one side only is a
+    // qualifier added: left to the minimal-edit rule, which refuses it when the rest is the same.
+    if a_only(&a.time, &b.time, a, b) && a_only(&b.time, &a.time, b, a) {
         return Err(Refusal::Time);
     }
-    let scope_gap = |x: &Profile, y: &Profile| x.scope.iter().any(|c| !y.scope.contains(c) && !x.class_typoed_in(c, y));
-    if scope_gap(a, b) || scope_gap(b, a) {
+    if a_only(&a.scope, &b.scope, a, b) && a_only(&b.scope, &a.scope, b, a) {
         return Err(Refusal::Scope);
     }
     if a.names.iter().any(|n| !b.has_name(n)) || b.names.iter().any(|n| !a.has_name(n)) {
         return Err(Refusal::Entity);
     }
     Ok(())
+}
+
+/// Whether `x` (of profile `p`) has a class that `y` (of profile `q`) lacks, typos aside.
+fn a_only<T: Ord + AsRef<str>>(x: &std::collections::BTreeSet<T>, y: &std::collections::BTreeSet<T>, p: &Profile, q: &Profile) -> bool {
+    x.iter().any(|c| !y.contains(c) && !p.class_typoed_in(c.as_ref(), q))
+}
+
+/// Time or scope class on one side only (a qualifier added): which reason to give.
+fn one_sided(a: &Profile, b: &Profile) -> Option<Refusal> {
+    if a_only(&a.time, &b.time, a, b) || a_only(&b.time, &a.time, b, a) {
+        return Some(Refusal::Time);
+    }
+    if a_only(&a.scope, &b.scope, a, b) || a_only(&b.scope, &a.scope, b, a) {
+        return Some(Refusal::Scope);
+    }
+    None
 }
 
 /// One prompt has a word of one pole of a group, the other a word of the other pole, and neither has both.
@@ -161,7 +178,7 @@ const TYPO_PAIRING_CAP: usize = 24;
 
 /// Minimal edit: traps change one or two content words, paraphrases change many. Refuses when 1-2
 /// content words were substituted (not typos, not listed synonyms) or inserted, and the rest is equal.
-pub(crate) fn minimal_edit(a: &Profile, b: &Profile) -> Result<(), Refusal> {
+pub(crate) fn minimal_edit(a: &Profile, b: &Profile, strictness: Strictness) -> Result<(), Refusal> {
     let mut count: HashMap<&str, i32> = HashMap::new();
     for c in &a.content {
         *count.entry(c.key.as_str()).or_default() += 1;
@@ -202,10 +219,24 @@ pub(crate) fn minimal_edit(a: &Profile, b: &Profile) -> Result<(), Refusal> {
         }
     }
     let (na, nb) = (only_a.len(), only_b.len());
+    let qualifier = one_sided(a, b);
+    let qualifier_edits = match strictness {
+        Strictness::Strict => usize::MAX,
+        Strictness::Balanced => MAX_EDITS_QUALIFIER,
+    };
+    if na == 0 && nb == 0 && qualifier.is_none() {
+        return Ok(());
+    }
+    let d = edit_distance(&a.seq, &b.seq);
+    if let Some(why) = qualifier {
+        if d <= qualifier_edits {
+            return Err(why);
+        }
+    }
     if na == 0 && nb == 0 {
         return Ok(());
     }
-    if common == 0 || edit_distance(&a.seq, &b.seq) > MAX_EDITS {
+    if common == 0 || d > MAX_EDITS {
         return Ok(());
     }
     Err(if na == 0 || nb == 0 { Refusal::Scope } else { Refusal::Substitution })
@@ -214,6 +245,10 @@ pub(crate) fn minimal_edit(a: &Profile, b: &Profile) -> Result<(), Refusal> {
 /// A trap is a minimal edit of its twin: at most this many word edits (after fillers are dropped).
 /// Measured on fow-cache and our own pairs: 2 lets through more traps, 4 refuses more paraphrases.
 const MAX_EDITS: usize = 3;
+
+/// Balanced: a time or scope word added on one side is refused up to this many word edits (a
+/// rewording that also adds "abroad" or "this month" passes). Strict refuses it at any distance.
+const MAX_EDITS_QUALIFIER: usize = 6;
 
 /// Only the last this-many words of long prompts are aligned (the question is usually at the end).
 const ALIGN_WINDOW: usize = 64;

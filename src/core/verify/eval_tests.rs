@@ -3,7 +3,7 @@
 //! Dev report: `cargo test --lib verify::eval_tests::report -- --ignored --nocapture`.
 use std::collections::BTreeMap;
 
-use super::{canonical, verify};
+use super::{canonical, verify, verify_with, Strictness};
 
 const FOW_PAIRS: &str = ".local/venv/lib/python3.11/site-packages/fow_cache/data/pairs.jsonl";
 
@@ -56,7 +56,9 @@ fn verify_is_symmetric_on_labelled_pairs() {
     for path in pair_files() {
         let Some(pairs) = load(&path) else { continue };
         for p in &pairs {
-            assert_eq!(verify(&p.a, &p.b).is_ok(), verify(&p.b, &p.a).is_ok(), "{:?} / {:?}", p.a, p.b);
+            for s in Strictness::ALL {
+                assert_eq!(verify_with(&p.a, &p.b, s).is_ok(), verify_with(&p.b, &p.a, s).is_ok(), "{:?} / {:?}", p.a, p.b);
+            }
         }
     }
 }
@@ -75,8 +77,10 @@ fn report() {
         let mut stats: BTreeMap<(bool, String), (usize, usize, usize)> = BTreeMap::new();
         let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
         let mut misses = Vec::new();
+        let strictness = std::env::var("VERIFY_STRICTNESS").ok().and_then(|s| Strictness::from_code(&s)).unwrap_or_default();
+        println!("  strictness {}", strictness.code());
         for p in &pairs {
-            let r = verify(&p.a, &p.b);
+            let r = verify_with(&p.a, &p.b, strictness);
             let e = stats.entry((p.same, p.category.clone())).or_default();
             e.0 += 1;
             e.1 += usize::from(r.is_ok());
@@ -162,6 +166,6 @@ fn timing_phases() {
     let _ = checks::order(&pa, &pb);
     println!("order {:?}", t.elapsed());
     let t = std::time::Instant::now();
-    let _ = checks::minimal_edit(&pa, &pb);
+    let _ = checks::minimal_edit(&pa, &pb, Strictness::Strict);
     println!("minimal {:?}", t.elapsed());
 }

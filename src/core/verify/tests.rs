@@ -185,6 +185,21 @@ fn long_prompts_stay_cheap_and_decide() {
 }
 
 #[test]
+fn strictness_for_qualifiers() {
+    use super::{verify_with, Strictness};
+    // a time/scope word on one side only, in a reworded question: Balanced serves it, Strict not
+    let (a, b) = ("When is payday this month?", "On what date will salaries be paid this month?");
+    assert_eq!(verify_with(a, b, Strictness::Balanced), Ok(()));
+    assert_eq!(verify_with(a, b, Strictness::Strict), Err(Refusal::Scope));
+    // the same qualifier added as a minimal edit is refused by both
+    for s in Strictness::ALL {
+        assert_eq!(verify_with("What are the symptoms of flu?", "What are the symptoms of flu in babies?", s), Err(Refusal::Scope));
+        assert_eq!(verify_with("What time does the post office close?", "What time does the post office close today?", s), Err(Refusal::Time));
+        assert_eq!(Strictness::from_code(s.code()), Some(s));
+    }
+}
+
+#[test]
 #[ignore = "debug helper"]
 fn debug_profiles() {
     let a = std::env::var("A").unwrap_or_default();
