@@ -188,7 +188,7 @@ fn long_prompts_stay_cheap_and_decide() {
 fn strictness_for_qualifiers() {
     use super::{verify_with, Strictness};
     // a time/scope word on one side only, in a reworded question: Balanced serves it, Strict not
-    let (a, b) = ("When is payday this month?", "On what date will salaries be paid this month?");
+    let (a, b) = ("Can I work remotely from another country?", "Is it allowed to do my job from abroad for a while?");
     assert_eq!(verify_with(a, b, Strictness::Balanced), Ok(()));
     assert_eq!(verify_with(a, b, Strictness::Strict), Err(Refusal::Scope));
     // the same qualifier added as a minimal edit is refused by both
