@@ -81,7 +81,12 @@ fn build() -> Lexicon {
         unit: HashMap::new(),
         order_marker: HashSet::new(),
         synonym: HashMap::new(),
-        german: ["der", "die", "das", "und", "ist", "nicht", "ich", "wie", "kann", "mein", "meine", "ein", "eine", "mit", "für", "auf", "den", "dem", "sich", "ich", "wo", "wann", "warum", "gibt", "es"]
+        // German function words that are not English words too
+        german: [
+            "der", "das", "und", "ist", "nicht", "ich", "mich", "mir", "wie", "kann", "mein", "meine", "meinen", "ein",
+            "eine", "einen", "einer", "mit", "für", "auf", "dem", "sich", "wo", "wann", "warum", "gibt", "zu", "muss",
+            "bitte", "kein", "keine", "wird", "werden", "sind", "es", "wir", "ihr", "sie", "oder", "aber", "bei",
+        ]
             .into_iter()
             .collect(),
     };

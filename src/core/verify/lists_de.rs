@@ -73,7 +73,7 @@ pub const NUMBERS: &[(&str, u64)] = &[
     ("sieben", 7), ("acht", 8), ("neun", 9), ("zehn", 10), ("elf", 11), ("zwölf", 12), ("zwanzig", 20),
     ("dreißig", 30), ("vierzig", 40), ("fünfzig", 50), ("hundert", 100), ("tausend", 1000),
 ];
-pub const CURRENCIES: &[&[&str]] = &[&["usd", "dollar"], &["eur", "euro"], &["gbp", "pfund"]];
+pub const CURRENCIES: &[&[&str]] = &[&["usd", "dollar"], &["eur", "euro"], &["gbp", "pfund"], &["chf", "franken"]];
 pub const DURATIONS: &[&[&str]] = &[
     &["minute", "minuten"], &["hour", "stunde", "stunden"], &["day", "tag", "tage", "tagen"],
     &["week", "woche", "wochen"], &["month", "monat", "monate", "monaten"], &["year", "jahr", "jahre", "jahren"],

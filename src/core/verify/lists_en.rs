@@ -248,5 +248,6 @@ pub const SYNONYMS: &[&[&str]] = &[
     &["defence", "defense"], &["practise", "practice"], &["aluminium", "aluminum"], &["cosy", "cozy"],
     // common abbreviations of names
     &["javascript", "js"], &["typescript", "ts"], &["kubernetes", "k8s"], &["python", "py"],
-    &["usa", "us", "america", "states"], &["uk", "britain"], &["eu", "europe"],
+    &["usa", "us", "america", "american", "states"], &["uk", "britain", "british"], &["eu", "europe", "european"],
+    &["mute", "silence"], &["lock", "freeze"], &["unlock", "unfreeze"],
 ];

@@ -73,7 +73,7 @@ pub const NUMBERS: &[(&str, u64)] = &[
     ("veinte", 20), ("treinta", 30), ("cuarenta", 40), ("cincuenta", 50), ("cien", 100), ("ciento", 100),
     ("mil", 1000),
 ];
-pub const CURRENCIES: &[&[&str]] = &[&["usd", "dólar", "dolar", "dólares", "dolares"], &["eur", "euros"], &["gbp", "libra", "libras"]];
+pub const CURRENCIES: &[&[&str]] = &[&["usd", "dólar", "dolar", "dólares", "dolares"], &["eur", "euros"], &["gbp", "libra", "libras"], &["chf", "franco", "francos"], &["mxn", "peso", "pesos"]];
 pub const DURATIONS: &[&[&str]] = &[
     &["minute", "minuto", "minutos"], &["hour", "hora", "horas"], &["day", "día", "dia", "días", "dias"],
     &["week", "semana", "semanas"], &["month", "mes", "meses"], &["year", "año", "años"],

@@ -73,7 +73,7 @@ pub const NUMBERS: &[(&str, u64)] = &[
     ("huit", 8), ("neuf", 9), ("dix", 10), ("onze", 11), ("douze", 12), ("quinze", 15), ("vingt", 20),
     ("trente", 30), ("quarante", 40), ("cinquante", 50), ("soixante", 60), ("cent", 100), ("mille", 1000),
 ];
-pub const CURRENCIES: &[&[&str]] = &[&["usd", "dollar", "dollars"], &["eur", "euros"], &["gbp", "livre", "livres"]];
+pub const CURRENCIES: &[&[&str]] = &[&["usd", "dollar", "dollars"], &["eur", "euros"], &["gbp", "livre", "livres"], &["chf", "francs"]];
 pub const DURATIONS: &[&[&str]] = &[
     &["minute", "minutes"], &["hour", "heure", "heures"], &["day", "jour", "jours"],
     &["week", "semaine", "semaines"], &["month", "mois"], &["year", "an", "ans", "année", "années"],

@@ -122,7 +122,10 @@ impl Profile {
                 // "not ... any": concord, nothing to count
             }
             if let Some(poles) = lx.contrast.get(&t.stem) {
-                p.poles.extend(poles.iter().copied());
+                // "not pass" is "fail", "not safe" is "unsafe": a negator just before flips the pole
+                // (the negation itself is counted too, so "pass" / "not pass" still differ).
+                let negated = toks[i.saturating_sub(2)..i].iter().any(|n| n.sent == t.sent && (n.w == "not" || n.w == "no" || n.w == "never"));
+                p.poles.extend(poles.iter().map(|&(g, pole)| (g, if negated { pole ^ 1 } else { pole })));
             }
             if lx.time_mod.contains(t.w.as_str()) {
                 if let Some(period) = toks.get(i + 1).and_then(|n| lx.time_period.get(&n.stem)) {

@@ -253,7 +253,9 @@ pub(crate) fn tokenize(text: &str) -> Vec<Tok> {
         // Number words: "twenty five", "two hundred", "fifty"; "one" after "this/which/..." is a pronoun.
         let prev = if i > 0 { words[i - 1].0.as_str() } else { "" };
         let is_word_num = |x: &str| lx.number.contains_key(x) || lx.scale.contains_key(x);
-        if is_word_num(w) && !(w == "one" && lx.one_pronoun.contains(prev)) {
+        let next = words.get(i + 1).map_or("", |n| n.0.as_str());
+        let pronoun = w == "one" && (lx.one_pronoun.contains(prev) || next == "of");
+        if is_word_num(w) && !pronoun {
             let (mut total, mut current) = (0u64, 0u64);
             let mut j = i;
             while let Some((x, false, _, _)) = words.get(j) {
