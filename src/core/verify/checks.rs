@@ -60,7 +60,9 @@ fn contrast(a: &Profile, b: &Profile) -> bool {
 fn prefixed_opposite(a: &Profile, b: &Profile) -> bool {
     const SHORT: &[&str] = &["un", "non", "dis", "mis"];
     const LONG: &[&str] = &["in", "im", "il", "ir", "de", "des", "dés"];
-    let has = |p: &Profile, w: &str| p.toks.iter().any(|t| t.w == w);
+    let a_words: std::collections::HashSet<&str> = a.toks.iter().map(|t| t.w.as_str()).collect();
+    let b_words: std::collections::HashSet<&str> = b.toks.iter().map(|t| t.w.as_str()).collect();
+    let has = |p: &Profile, w: &str| if std::ptr::eq(p, a) { a_words.contains(w) } else { b_words.contains(w) };
     for t in &b.toks {
         let neg = t.w.as_str();
         for pre in SHORT.iter().chain(LONG) {
@@ -171,7 +173,7 @@ fn sorted_keys(v: &[Content]) -> Vec<&str> {
 
 /// Above this many content words the phrase-move search (cubic) is skipped: order is then judged by
 /// the marker relations only.
-const PHRASE_MOVE_CAP: usize = 24;
+const PHRASE_MOVE_CAP: usize = 16;
 
 /// Above this many unmatched words on each side the typo pairing is skipped (the prompts differ a lot).
 const TYPO_PAIRING_CAP: usize = 24;

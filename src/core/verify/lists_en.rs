@@ -249,5 +249,5 @@ pub const SYNONYMS: &[&[&str]] = &[
     // common abbreviations of names
     &["javascript", "js"], &["typescript", "ts"], &["kubernetes", "k8s"], &["python", "py"],
     &["usa", "us", "america", "american", "states"], &["uk", "britain", "british"], &["eu", "europe", "european"],
-    &["mute", "silence"], &["lock", "freeze"], &["unlock", "unfreeze"],
+    &["mute", "silence"], &["lock", "freeze"], &["unlock", "unfreeze"], &["write", "compose", "draft"],
 ];

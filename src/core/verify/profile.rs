@@ -74,6 +74,7 @@ impl Profile {
             currencies: Vec::new(),
             toks: Vec::new(),
         };
+        let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
         let mut pending_currency: Option<(String, String)> = None;
         let mut negated_sentences: BTreeMap<usize, usize> = BTreeMap::new();
         for (i, t) in toks.iter().enumerate() {
@@ -146,7 +147,7 @@ impl Profile {
             }
             if let Some(k) = content_key(t) {
                 // A set, not a multiset: "how much does it cost" and "what is the price" say cost once.
-                if !p.content.iter().any(|c| c.key == k) {
+                if seen.insert(k.clone()) {
                     p.content.push(Content { key: k, surface: t.w.clone() });
                 }
             }
