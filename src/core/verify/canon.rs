@@ -9,6 +9,10 @@
 //! - sentence punctuation (. , ; : ! ? … and surrounding quotes/apostrophes) is removed only at token
 //!   boundaries, never inside a token, so 3.8, c++, c#, node.js, e-mail, 9:15 and 1,000 stay intact;
 //!   "?" vs "." or "!!" does not make a different question for the model;
+//! - politeness and hesitation words (please, um, uh, erm) are dropped, and so are a greeting that
+//!   opens the prompt when punctuation closes it ("Hi," "Hello there!") and a thank-you that follows
+//!   the closed question ("...? Thanks!", "... . Thank you in advance"): they are addressed to the
+//!   assistant, not part of what is asked;
 //! - English contractions expand to their full form (don't -> do not, can't/cannot -> can not,
 //!   isn't -> is not, I'm -> i am, we're -> we are, you've -> you have, they'll -> they will) and the
 //!   apostrophe-less spellings (dont, doesnt, isnt, whats, ...; "wont" and "cant" are rare words of
@@ -92,10 +96,19 @@ pub(crate) fn expand_contraction(tok: &str) -> Option<String> {
     Some(format!("{stem} {word}"))
 }
 
+/// Words that never carry the question: politeness and hesitation, dropped anywhere outside code.
+const DROP: &[&str] = &["please", "pls", "plz", "um", "umm", "uh", "uhm", "erm"];
+/// A greeting opening the prompt ("Hi," "Hello there!"), dropped when punctuation closes it.
+const GREET: &[&str] = &["hi", "hello", "hey", "hiya", "greetings"];
+const GREET_TAIL: &[&str] = &["there", "team", "all", "everyone", "folks"];
+/// A thank-you closing the prompt after its question ("...? Thanks!"), dropped.
+const THANKS: &[&[&str]] = &[&["thanks"], &["thank", "you"], &["thanks", "in", "advance"], &["many", "thanks"], &["cheers"], &["thx"], &["ty"], &["thank", "you", "in", "advance"]];
+
 /// Canonical key form of a prompt text (see the module comment for why each rewrite is safe).
 pub fn canonical(text: &str) -> String {
     let folded = fold_text(text);
-    let mut out = String::with_capacity(folded.len());
+    // (piece, raw token ended with sentence punctuation, verbatim code)
+    let mut toks: Vec<(String, bool, bool)> = Vec::new();
     let mut in_code = false;
     for raw in folded.split_whitespace() {
         let ticks = raw.matches('`').count();
@@ -103,19 +116,62 @@ pub fn canonical(text: &str) -> String {
         if ticks % 2 == 1 {
             in_code = !in_code;
         }
-        let piece: String = if verbatim {
-            raw.to_string()
-        } else {
-            let t = strip_punct(raw).to_lowercase();
-            if t.is_empty() {
-                continue;
+        if verbatim {
+            toks.push((raw.to_string(), false, true));
+            continue;
+        }
+        let t = strip_punct(raw).to_lowercase();
+        let ends = raw.ends_with(is_trail_punct);
+        if t.is_empty() {
+            if ends {
+                if let Some(last) = toks.last_mut() {
+                    last.1 = true;
+                }
             }
-            expand_contraction(&t).unwrap_or(t)
-        };
+            continue;
+        }
+        if DROP.contains(&t.as_str()) {
+            if ends {
+                if let Some(last) = toks.last_mut() {
+                    last.1 = true;
+                }
+            }
+            continue;
+        }
+        match expand_contraction(&t) {
+            Some(full) => {
+                let words: Vec<&str> = full.split(' ').collect();
+                let n = words.len();
+                for (i, w) in words.into_iter().enumerate() {
+                    toks.push((w.to_string(), ends && i + 1 == n, false));
+                }
+            }
+            None => toks.push((t, ends, false)),
+        }
+    }
+    // Leading greeting closed by punctuation: "hi," / "hello there!".
+    let plain = |i: usize| toks.get(i).filter(|t| !t.2).map(|t| t.0.as_str());
+    if plain(0).is_some_and(|w| GREET.contains(&w)) && toks.len() > 1 {
+        if toks[0].1 {
+            toks.remove(0);
+        } else if plain(1).is_some_and(|w| GREET_TAIL.contains(&w)) && toks[1].1 && toks.len() > 2 {
+            toks.drain(..2);
+        }
+    }
+    // Trailing thank-you after a closed sentence: "...? thanks" / "... . thank you in advance".
+    for phrase in THANKS {
+        let n = phrase.len();
+        if toks.len() > n && toks[toks.len() - n - 1].1 && toks[toks.len() - n..].iter().zip(phrase.iter()).all(|(t, w)| !t.2 && t.0 == *w) {
+            toks.truncate(toks.len() - n);
+            break;
+        }
+    }
+    let mut out = String::with_capacity(folded.len());
+    for (piece, _, _) in &toks {
         if !out.is_empty() {
             out.push(' ');
         }
-        out.push_str(&piece);
+        out.push_str(piece);
     }
     out
 }
@@ -140,6 +196,10 @@ mod tests {
         assert_eq!(canonical("I can't log in"), canonical("I cannot log in."));
         assert_eq!(canonical("Don't cancel it"), canonical("do not cancel it"));
         assert_eq!(canonical("How do I apply for a residents' parking permit?"), canonical("How do I apply for a residents parking permit"));
+        assert_eq!(canonical("Hi, how do I reset my PIN? Thanks!"), canonical("how do I reset my PIN"));
+        assert_eq!(canonical("Hello there! Can I pay by card, please?"), canonical("Can I pay by card"));
+        assert_eq!(canonical("um how do i check my data usage"), canonical("How do I check my data usage?"));
+        assert_eq!(canonical("Where is my parcel? Thank you in advance."), canonical("Where is my parcel?"));
     }
 
     #[test]
@@ -153,5 +213,9 @@ mod tests {
         // code keeps its case inside backticks
         assert_ne!(canonical("what does `Foo` do"), canonical("what does `foo` do"));
         assert_eq!(canonical("what does `Foo` do?"), canonical("What does `Foo` do"));
+        // greetings and thanks only go when punctuation sets them apart from the question
+        assert_ne!(canonical("hi there"), canonical("there"));
+        assert_ne!(canonical("How do I say thanks"), canonical("How do I say"));
+        assert_ne!(canonical("Hey Jude lyrics"), canonical("Jude lyrics"));
     }
 }
