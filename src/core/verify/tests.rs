@@ -162,6 +162,20 @@ fn german() {
 }
 
 #[test]
+fn scope_entity_number_per_language() {
+    refused("¿Cuál es la dosis de paracetamol para niños?", "¿Cuál es la dosis de paracetamol para adultos?", Refusal::Scope);
+    refused("¿Cuál es la capital de Australia?", "¿Cuál es la capital de Austria?", Refusal::Entity);
+    refused("Quelle est la dose de paracétamol pour les enfants ?", "Quelle est la dose de paracétamol pour les adultes ?", Refusal::Scope);
+    refused("Combien coûtent deux billets ?", "Combien coûtent trois billets ?", Refusal::Number);
+    refused("Quelle est la capitale de la Slovénie ?", "Quelle est la capitale de la Slovaquie ?", Refusal::Entity);
+    refused("Welche Dosis Paracetamol ist für Kinder?", "Welche Dosis Paracetamol ist für Erwachsene?", Refusal::Scope);
+    // German capitalises nouns, so a swapped city is caught as a one-word substitution
+    refused("Wie ist das Wetter heute in Berlin?", "Wie ist das Wetter heute in München?", Refusal::Substitution);
+    passes("¿Cuál es la capital de Francia?", "cual es la capital de francia");
+    passes("Wie ist das Wetter heute in Berlin?", "wie ist das wetter heute in berlin");
+}
+
+#[test]
 fn symmetric_on_mixed_pairs() {
     let pairs = [
         ("Convert 100 USD to EUR", "How many euros is 100 dollars?"),
