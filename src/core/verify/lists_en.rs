@@ -118,6 +118,21 @@ pub const CONTRASTS: &[(&[&str], &[&str])] = &[
     (&["forward", "forwards"], &["backward", "backwards", "reverse"]),
     (&["import", "read"], &["write"]),
     (&["entry", "enter", "entrance"], &["exit"]),
+    (&["keep", "continue", "remain"], &["stop", "quit", "cease"]),
+    (&["rise", "grow", "climb"], &["fall", "drop", "shrink", "sink"]),
+    (&["early", "earlier", "earliest"], &["late", "later", "latest"]),
+    (&["strong", "strongest"], &["weak", "weakest"]),
+    (&["rich", "wealthy"], &["poor"]),
+    (&["alive", "living"], &["dead"]),
+    (&["ascending", "asc"], &["descending", "desc"]),
+    (&["upper", "uppercase"], &["lower", "lowercase"]),
+    (&["horizontal", "landscape"], &["vertical", "portrait"]),
+    (&["sync", "synchronous"], &["async", "asynchronous"]),
+    (&["client", "frontend", "front-end"], &["server", "backend", "back-end"]),
+    (&["input"], &["output"]),
+    (&["request"], &["response"]),
+    (&["debit"], &["credit"]),
+    (&["parent"], &["child"]),
 ];
 
 /// Time words: each inner list is one class (first entry names it). Refused when the class sets differ.
