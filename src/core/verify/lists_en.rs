@@ -144,7 +144,7 @@ pub const TIME: &[&[&str]] = &[
     &["september"], &["october"], &["november"], &["december"],
     &["morning"], &["afternoon"], &["evening"], &["night", "overnight"], &["midnight"], &["noon", "midday"],
     &["spring"], &["summer"], &["autumn", "fall"], &["winter"],
-    &["daily"], &["weekly"], &["monthly"], &["yearly", "annual", "annually"], &["hourly"],
+    &["daily"], &["weekly"], &["monthly"], &["yearly", "annual", "annually"], &["hourly"], &["nightly"],
     &["christmas", "xmas"], &["easter"],
 ];
 

@@ -131,6 +131,23 @@ impl Profile {
             if lx.time_mod.contains(t.w.as_str()) {
                 if let Some(period) = toks.get(i + 1).and_then(|n| lx.time_period.get(&n.stem)) {
                     p.time.insert(format!("{}:{}", t.w, period));
+                    p.class_words.push((format!("{}:{}", t.w, period), t.w.clone()));
+                }
+            }
+            // "per day", "every year", "every night" say what "daily", "yearly", "nightly" say.
+            if matches!(t.w.as_str(), "per" | "each" | "every") {
+                let rate = toks.get(i + 1).and_then(|n| match n.stem.as_str() {
+                    "day" => Some("daily"),
+                    "week" => Some("weekly"),
+                    "month" => Some("monthly"),
+                    "year" => Some("yearly"),
+                    "night" => Some("nightly"),
+                    "hour" => Some("hourly"),
+                    _ => None,
+                });
+                if let Some(c) = rate {
+                    p.time.insert(c.to_string());
+                    p.class_words.push((c.to_string(), t.w.clone()));
                 }
             }
             if let Some(&c) = lx.time.get(&t.w) {
