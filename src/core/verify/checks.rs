@@ -6,14 +6,16 @@ use super::profile::{Content, Profile};
 use super::{Refusal, Strictness};
 
 /// Hard checks: numbers, units, negation, contrast, time, scope, names.
-pub(crate) fn hard(a: &Profile, b: &Profile) -> Result<(), Refusal> {
+pub(crate) fn hard(a: &Profile, b: &Profile, strictness: Strictness) -> Result<(), Refusal> {
     if a.nums != b.nums {
         return Err(Refusal::Number);
     }
     if a.units != b.units {
         return Err(Refusal::Unit);
     }
-    if a.negations != b.negations {
+    // Balanced: a heavily reworded question may say the same thing with or without a negator
+    // ("without medication" / "drug-free"); a minimal edit that adds one never does.
+    if a.negations != b.negations && (strictness == Strictness::Strict || edit_distance(&a.seq, &b.seq) <= NEGATION_EDITS_BALANCED) {
         return Err(Refusal::Negation);
     }
     if contrast(a, b) || prefixed_opposite(a, b) || prefixed_opposite(b, a) {
@@ -251,6 +253,9 @@ const MAX_EDITS: usize = 3;
 /// Balanced: a time or scope word added on one side is refused up to this many word edits (a
 /// rewording that also adds "abroad" or "this month" passes). Strict refuses it at any distance.
 const MAX_EDITS_QUALIFIER: usize = 6;
+
+/// Balanced: a negation on one side only is refused up to this many word edits.
+const NEGATION_EDITS_BALANCED: usize = 8;
 
 /// Only the last this-many words of long prompts are aligned (the question is usually at the end).
 const ALIGN_WINDOW: usize = 64;

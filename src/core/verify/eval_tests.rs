@@ -160,7 +160,7 @@ fn timing_phases() {
     let pb = Profile::new(&b);
     println!("profiles {:?}", t.elapsed());
     let t = std::time::Instant::now();
-    let _ = checks::hard(&pa, &pb);
+    let _ = checks::hard(&pa, &pb, Strictness::Strict);
     println!("hard {:?}", t.elapsed());
     let t = std::time::Instant::now();
     let _ = checks::order(&pa, &pb);
