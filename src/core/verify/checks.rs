@@ -240,7 +240,12 @@ pub(crate) fn minimal_edit(a: &Profile, b: &Profile, strictness: Strictness) -> 
     if na == 0 && nb == 0 {
         return Ok(());
     }
-    if common == 0 || d > MAX_EDITS {
+    // Nothing in common: a rewording, unless the prompts are a word or two long ("Python?" / "Java?").
+    if common == 0 {
+        let short = a.content.len().max(b.content.len()) <= 2 && na > 0 && nb > 0;
+        return if short && d <= MAX_EDITS { Err(Refusal::Substitution) } else { Ok(()) };
+    }
+    if d > MAX_EDITS {
         return Ok(());
     }
     Err(if na == 0 || nb == 0 { Refusal::Scope } else { Refusal::Substitution })

@@ -1,9 +1,26 @@
-//! Verifier for semantic-cache candidates (issue 9): refuses a candidate whose prompt differs from the
-//! query in what embeddings blur: numbers, units, negation, opposite words, time and scope words,
-//! names, the order of key tokens, and one- or two-word substitutions. Host-free, deterministic,
-//! linear in the prompt length (fuzzy lookups are capped for long prompts).
+//! Verifier for semantic-cache candidates (issue 9): the second opinion on every KNN candidate.
+//! Embeddings put one-word traps ("100 USD to EUR" / "100 EUR to USD", "turn on" / "turn off") closer
+//! than real paraphrases, so the cache runs with a loose distance threshold and this module refuses
+//! the candidates whose prompt differs from the query in what embeddings blur. Host-free,
+//! deterministic, no allocation-heavy models: a tokenizer, word lists and a few linear checks.
 //!
-//! Word lists: lists_en.rs, lists_es.rs, lists_fr.rs, lists_de.rs (merged in lexicon.rs).
+//! Checks, in order (each symmetric in its two prompts):
+//! 1. canonical forms equal -> pass (the exact tier's key, see canon.rs);
+//! 2. hard checks (checks.rs): numbers as a sequence (digits, number words, ordinals, dates,
+//!    versions), currencies and units, negation count (with es/fr negative concord), opposite-word
+//!    poles (lists plus un-/non-/dis-/in- prefixes; a negator flips the pole: "not pass" = "fail"),
+//!    time and scope classes, names (proper nouns by case, acronyms, code identifiers; typo-tolerant);
+//! 3. order: the word after from/to/than/... changed roles, the same words in another order that is
+//!    not a phrase moved as a whole, or names/numbers in another order;
+//! 4. minimal edit: traps change one or two content words, paraphrases many. When at most 3 word
+//!    edits separate the prompts and a content word was substituted or added (typos and listed
+//!    synonyms aside), refuse (`substitution`, or `scope` for a pure addition).
+//!
+//! Word lists: lists_en.rs, lists_es.rs, lists_fr.rs, lists_de.rs (merged once in lexicon.rs).
+//! Cost: linear in the prompt length; the alignment looks at the last 64 words only, typo lookups
+//! and the phrase-move search are capped. Use `Query` to check several candidates against one query.
+//! Dev report over labelled pairs: `cargo test --lib verify::eval_tests::report -- --ignored
+//! --nocapture` (VERIFY_PAIRS=extra.jsonl, VERIFY_VERBOSE=1 lists the misses, VERIFY_STRICTNESS).
 mod canon;
 mod checks;
 mod lexicon;

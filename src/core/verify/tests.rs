@@ -110,6 +110,8 @@ fn substitution_en() {
     refused("Does the hotel have a pool?", "Does the hotel have a gym?", Refusal::Substitution);
     refused("How do I claim expenses?", "How do I approve expenses?", Refusal::Substitution);
     refused("What's the late fee for rent?", "What's the late fee for library books?", Refusal::Substitution);
+    refused("Python?", "Java?", Refusal::Substitution);
+    refused("weather", "news", Refusal::Substitution);
     // listed synonyms and typos are not substitutions
     passes("How do I find my nearest store?", "How do I find my nearest shop?");
     passes("How do I change the email address on my account?", "How do I chnage the email adress on my acount?");
