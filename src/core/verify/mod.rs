@@ -97,6 +97,7 @@ impl Refusal {
 /// Measured (verifier alone; should-hit served / must-not-hit refused):
 /// - fow-cache 0.1.0 pairs: Strict 82.7% / 94.7%, Balanced 87.7% / 90.3%;
 /// - our pairs (bench/quality/data/pairs_own.jsonl): Strict 80.5% / 99.6%, Balanced 92.0% / 99.6%.
+///
 /// Minimal-edit traps are refused at 100% by both; the traps Balanced serves more are reworded ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Strictness {
