@@ -5,6 +5,8 @@ use serde_json::{Map, Value};
 use thiserror::Error;
 use unicode_normalization::UnicodeNormalization;
 
+use crate::core::bypass::BypassReason;
+
 #[derive(Debug, Error, PartialEq)]
 pub enum RequestError {
     #[error("body is not valid JSON")]
@@ -18,11 +20,11 @@ pub enum RequestError {
 }
 
 impl RequestError {
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> BypassReason {
         match self {
-            RequestError::InvalidJson => "invalid-json",
-            RequestError::NotChat => "not-chat",
-            RequestError::NoUserMessage | RequestError::NonTextContent => "not-cacheable",
+            RequestError::InvalidJson => BypassReason::InvalidJson,
+            RequestError::NotChat => BypassReason::NotChat,
+            RequestError::NoUserMessage | RequestError::NonTextContent => BypassReason::NotCacheable,
         }
     }
 }
