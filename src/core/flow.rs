@@ -36,6 +36,8 @@ pub enum Command {
     EmbedLocal(String),
     /// Answer the client now (a hit).
     Respond { status: u32, headers: Vec<(String, String)>, body: Vec<u8> },
+    /// Add this header to the response on its way to the client.
+    ResponseHeader(String, String),
     /// Enqueue this RESP pipeline to be written by the root context (survives the stream).
     Store(Vec<u8>),
     Count(Metric),
@@ -58,11 +60,11 @@ pub struct Step {
 }
 
 impl Step {
-    fn go(cmds: Vec<Command>) -> Step {
+    pub fn go(cmds: Vec<Command>) -> Step {
         Step { cmds, next: Next::Continue }
     }
 
-    fn wait(cmds: Vec<Command>) -> Step {
+    pub fn wait(cmds: Vec<Command>) -> Step {
         Step { cmds, next: Next::Wait }
     }
 }
@@ -441,9 +443,9 @@ impl Flow {
         Step::go(cmds)
     }
 
-    /// Headers to add to the response (and commands to run). Starts the capture on a miss that
-    /// may be stored.
-    pub fn on_response_headers(&mut self, status: u16, content_type: &str) -> (Vec<(String, String)>, Vec<Command>) {
+    /// The response headers: adds ours (and starts the capture on a miss that may be stored).
+    /// The response always continues.
+    pub fn on_response_headers(&mut self, status: u16, content_type: &str) -> Step {
         let mut cmds = Vec::new();
         let miss = || vec![(STATUS_HEADER.to_string(), "MISS".to_string())];
         let headers = match std::mem::replace(&mut self.state, State::Start) {
@@ -478,12 +480,18 @@ impl Flow {
                 bypass_headers(BypassReason::NotCacheable)
             }
         };
-        (headers, cmds)
+        let mut all: Vec<Command> = headers.into_iter().map(|(k, v)| Command::ResponseHeader(k, v)).collect();
+        all.extend(cmds);
+        Step::go(all)
     }
 
     /// A response body chunk as it passes (never held back). At the end of the stream, returns
     /// the store command when the captured answer may be stored.
-    pub fn on_response_body(&mut self, chunk: &[u8], end_of_stream: bool, now_secs: u64) -> Vec<Command> {
+    pub fn on_response_body(&mut self, chunk: &[u8], end_of_stream: bool, now_secs: u64) -> Step {
+        Step::go(self.capture(chunk, end_of_stream, now_secs))
+    }
+
+    fn capture(&mut self, chunk: &[u8], end_of_stream: bool, now_secs: u64) -> Vec<Command> {
         let State::Capturing(c) = &mut self.state else { return Vec::new() };
         c.capture.push(chunk);
         if !end_of_stream {

@@ -76,6 +76,18 @@ fn respond_headers(cmds: &[Command]) -> Option<&Vec<(String, String)>> {
     })
 }
 
+/// The headers a response step adds.
+fn added_headers(step: &Step) -> Vec<(String, String)> {
+    assert_eq!(step.next, Next::Continue);
+    step.cmds
+        .iter()
+        .filter_map(|c| match c {
+            Command::ResponseHeader(k, v) => Some((k.clone(), v.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
 fn header<'a>(h: &'a [(String, String)], name: &str) -> Option<&'a str> {
     h.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
@@ -108,11 +120,11 @@ fn miss_then_store() {
     assert!(next == Next::Continue);
     assert!(has(&cmds, |c| *c == Command::Count(Metric::Miss)));
     assert_eq!(f.status(), "MISS");
-    let (h, _) = f.on_response_headers(200, "application/json");
+    let h = added_headers(&f.on_response_headers(200, "application/json"));
     assert_eq!(header(&h, STATUS_HEADER), Some("MISS"));
     assert!(f.is_capturing());
-    assert!(f.on_response_body(&COMPLETION.as_bytes()[..10], false, 300).is_empty());
-    let cmds = f.on_response_body(&COMPLETION.as_bytes()[10..], true, 300);
+    assert!(f.on_response_body(&COMPLETION.as_bytes()[..10], false, 300).cmds.is_empty());
+    let cmds = f.on_response_body(&COMPLETION.as_bytes()[10..], true, 300).cmds;
     let Some(Command::Store(p)) = cmds.first() else { panic!("expected a store: {cmds:?}") };
     let p = String::from_utf8_lossy(p);
     assert!(p.contains("FT.CREATE") && p.contains("HSET") && p.contains("EXPIRE") && p.contains("QUIT"));
@@ -133,8 +145,8 @@ fn exact_hit_needs_no_embedding() {
     assert_eq!(header(h, "age"), Some("30"));
     assert!(!has(&cmds, |c| matches!(c, Command::Embed(_))));
     // The local reply passes through the response callbacks: nothing added, nothing stored.
-    assert!(f.on_response_headers(200, "application/json").0.is_empty());
-    assert!(f.on_response_body(COMPLETION.as_bytes(), true, 131).is_empty());
+    assert!(added_headers(&f.on_response_headers(200, "application/json")).is_empty());
+    assert!(f.on_response_body(COMPLETION.as_bytes(), true, 131).cmds.is_empty());
 }
 
 #[test]
@@ -176,9 +188,9 @@ fn failures_fail_open() {
     let Step { cmds, next } = f.on_redis_reply(None, 0);
     assert!(next == Next::Continue && has(&cmds, |c| *c == Command::Count(Metric::RedisError)));
     assert_eq!(reason(&f), Some("redis-error"));
-    let (h, _) = f.on_response_headers(200, "application/json");
+    let h = added_headers(&f.on_response_headers(200, "application/json"));
     assert_eq!(header(&h, STATUS_HEADER), Some("BYPASS"));
-    assert!(f.on_response_body(COMPLETION.as_bytes(), true, 1).is_empty());
+    assert!(f.on_response_body(COMPLETION.as_bytes(), true, 1).cmds.is_empty());
 
     // Embedding provider error, then a Redis error reply, then garbage.
     for (embed, why) in [(Some((500u16, &b"oops"[..])), "embedding-error"), (None, "embedding-error")] {
@@ -242,7 +254,7 @@ fn no_cache_skips_lookup_but_stores() {
     let step = f.on_embed_reply(Some((200, EMBED_OK)));
     assert!(step.next == Next::Continue);
     f.on_response_headers(200, "application/json");
-    assert!(has(&f.on_response_body(COMPLETION.as_bytes(), true, 5), |c| matches!(c, Command::Store(_))));
+    assert!(has(&f.on_response_body(COMPLETION.as_bytes(), true, 5).cmds, |c| matches!(c, Command::Store(_))));
 }
 
 #[test]
@@ -253,13 +265,13 @@ fn what_is_never_stored() {
     f.on_redis_reply(Some(&redis("*1\r\n:0\r\n")), 1);
     f.on_response_headers(200, "application/json");
     assert!(!f.is_capturing());
-    assert!(!has(&f.on_response_body(COMPLETION.as_bytes(), true, 1), |c| matches!(c, Command::Store(_))));
+    assert!(!has(&f.on_response_body(COMPLETION.as_bytes(), true, 1).cmds, |c| matches!(c, Command::Store(_))));
     // non-2xx
     let mut f = Flow::new(policy(serde_json::json!({})));
     to_search(&mut f, "hello", serde_json::json!({}));
     f.on_redis_reply(Some(&redis("*1\r\n:0\r\n")), 1);
     f.on_response_headers(500, "application/json");
-    assert!(!has(&f.on_response_body(COMPLETION.as_bytes(), true, 1), |c| matches!(c, Command::Store(_))));
+    assert!(!has(&f.on_response_body(COMPLETION.as_bytes(), true, 1).cmds, |c| matches!(c, Command::Store(_))));
     // too hot
     let mut f = Flow::new(policy(serde_json::json!({"store": {"maxTemperature": 0.5}})));
     to_search(&mut f, "hello", serde_json::json!({"temperature": 0.9}));
@@ -273,5 +285,5 @@ fn what_is_never_stored() {
     f.on_response_headers(200, "application/json");
     f.on_response_body(&COMPLETION.as_bytes()[..5], false, 1);
     f.on_done();
-    assert!(f.on_response_body(&COMPLETION.as_bytes()[5..], true, 1).is_empty());
+    assert!(f.on_response_body(&COMPLETION.as_bytes()[5..], true, 1).cmds.is_empty());
 }
