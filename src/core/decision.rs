@@ -53,12 +53,7 @@ pub fn decide(settings: &Settings, h: &RequestHeaders) -> Result<Directives, Byp
         Some(a) => a.min(settings.max_ttl_secs),
         None => settings.ttl_secs,
     };
-    let user_key = h
-        .cache_key
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-        .unwrap_or(DEFAULT_USER_KEY)
-        .to_string();
+    let user_key = h.cache_key.map(str::trim).filter(|k| !k.is_empty()).unwrap_or(DEFAULT_USER_KEY).to_string();
     Ok(Directives { lookup: !cc.no_cache, store: true, threshold, ttl_secs, user_key })
 }
 
@@ -113,7 +108,10 @@ mod tests {
     #[test]
     fn defaults() {
         let d = decide(&settings(), &RequestHeaders::default()).expect("cacheable");
-        assert_eq!(d, Directives { lookup: true, store: true, threshold: 0.1, ttl_secs: 100, user_key: "_default_".into() });
+        assert_eq!(
+            d,
+            Directives { lookup: true, store: true, threshold: 0.1, ttl_secs: 100, user_key: "_default_".into() }
+        );
     }
 
     #[test]
@@ -145,9 +143,11 @@ mod tests {
     #[test]
     fn overrides_and_skip() {
         let s = settings();
-        let off = RequestHeaders { settings_overrides: Some(r#"{"semantic_cache_enabled": false}"#), ..Default::default() };
+        let off =
+            RequestHeaders { settings_overrides: Some(r#"{"semantic_cache_enabled": false}"#), ..Default::default() };
         assert_eq!(decide(&s, &off), Err(BypassReason::Disabled));
-        let on = RequestHeaders { settings_overrides: Some(r#"{"semantic_cache_enabled": true}"#), ..Default::default() };
+        let on =
+            RequestHeaders { settings_overrides: Some(r#"{"semantic_cache_enabled": true}"#), ..Default::default() };
         assert!(decide(&s, &on).is_ok());
         let junk = RequestHeaders { settings_overrides: Some("{"), ..Default::default() };
         assert!(decide(&s, &junk).is_ok());

@@ -35,7 +35,11 @@ pub enum Command {
     /// Compute the embedding in the filter; answer with `on_embedding`.
     EmbedLocal(String),
     /// Answer the client now (a hit).
-    Respond { status: u32, headers: Vec<(String, String)>, body: Vec<u8> },
+    Respond {
+        status: u32,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
     /// Add this header to the response on its way to the client.
     ResponseHeader(String, String),
     /// Enqueue this RESP pipeline to be written by the root context (survives the stream).
@@ -250,10 +254,11 @@ impl Flow {
                 return Step::go(Vec::new());
             }
         };
-        let chat = match parse_chat(body, path, i.settings.embed.last_user_messages, i.settings.partition.context_window) {
-            Ok(c) => c,
-            Err(e) => return self.bypass(e.reason(), Vec::new()),
-        };
+        let chat =
+            match parse_chat(body, path, i.settings.embed.last_user_messages, i.settings.partition.context_window) {
+                Ok(c) => c,
+                Err(e) => return self.bypass(e.reason(), Vec::new()),
+            };
         let tag = partition_tag(&PartitionInputs {
             model: &chat.model,
             tenant: i.tenant.as_deref(),
@@ -503,7 +508,10 @@ impl Flow {
         let stored = match capture.finish(status, &content_type, &rules) {
             Ok(s) => s,
             Err(why) => {
-                return vec![Command::Count(Metric::StoreSkipped), Command::Log(Level::Debug, format!("not stored: {why:?}"))]
+                return vec![
+                    Command::Count(Metric::StoreSkipped),
+                    Command::Log(Level::Debug, format!("not stored: {why:?}")),
+                ]
             }
         };
         let vs = &self.policy.vector_store;

@@ -170,7 +170,8 @@ fn stream_request_gets_sse_hit() {
     let mut f = Flow::new(policy(serde_json::json!({})));
     to_search(&mut f, "hello", serde_json::json!({"stream": true}));
     let Step { cmds, .. } = f.on_redis_reply(Some(&redis(&search_reply("0.01"))), 200);
-    let Some(Command::Respond { headers, body, .. }) = cmds.iter().find(|c| matches!(c, Command::Respond { .. })) else {
+    let Some(Command::Respond { headers, body, .. }) = cmds.iter().find(|c| matches!(c, Command::Respond { .. }))
+    else {
         panic!("expected a hit")
     };
     assert_eq!(header(headers, "content-type"), Some("text/event-stream; charset=utf-8"));
@@ -202,7 +203,11 @@ fn failures_fail_open() {
         assert!(next == Next::Continue);
         assert_eq!(reason(&f), Some(why));
     }
-    for reply in [redis("-ERR boom\r\n"), b"garbage".to_vec(), redis("-Vector blob size does not match index's expected size\r\n")] {
+    for reply in [
+        redis("-ERR boom\r\n"),
+        b"garbage".to_vec(),
+        redis("-Vector blob size does not match index's expected size\r\n"),
+    ] {
         let mut f = Flow::new(policy(serde_json::json!({})));
         to_search(&mut f, "hello", serde_json::json!({}));
         let Step { cmds, next } = f.on_redis_reply(Some(&reply), 1);

@@ -195,11 +195,8 @@ pub fn parse_chat(
     let context = serde_json::json!({"s": system, "h": others, "p": params}).to_string();
 
     let stream = obj.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    let include_usage = obj
-        .get("stream_options")
-        .and_then(|o| o.get("include_usage"))
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let include_usage =
+        obj.get("stream_options").and_then(|o| o.get("include_usage")).and_then(Value::as_bool).unwrap_or(false);
     let n = obj.get("n").and_then(Value::as_u64).unwrap_or(1);
     let temperature = obj.get("temperature").and_then(Value::as_f64);
     let logprobs = obj.get("logprobs").and_then(Value::as_bool).unwrap_or(false);

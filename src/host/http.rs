@@ -221,10 +221,8 @@ impl<H: Host> Stream<H> {
         let method = host.request_header(":method").unwrap_or_default();
         let path = host.request_header(":path").unwrap_or_default();
         // Envoy 1.40 exposes the route name as `xds.route_name`; older builds as `route_name`.
-        let route = host
-            .property(&["xds", "route_name"])
-            .or_else(|| host.property(&["route_name"]))
-            .filter(|r| !r.is_empty());
+        let route =
+            host.property(&["xds", "route_name"]).or_else(|| host.property(&["route_name"])).filter(|r| !r.is_empty());
         let header = |name: &str| host.request_header(name);
         let index_mismatch = matches!(self.shared.index.get(), IndexHealth::Mismatch { .. });
         let meta = RequestMeta {

@@ -35,7 +35,13 @@ enum IndexCall {
 
 impl<H: Host> Root<H> {
     pub fn new(host: Rc<H>) -> Self {
-        Root { host, shared: Rc::new(Shared::unconfigured()), stores: Vec::new(), index_call: None, next_index_check: 0 }
+        Root {
+            host,
+            shared: Rc::new(Shared::unconfigured()),
+            stores: Vec::new(),
+            index_call: None,
+            next_index_check: 0,
+        }
     }
 
     pub fn new_stream(&self) -> Stream<H> {
@@ -127,9 +133,10 @@ impl<H: Host> Root<H> {
                             Level::Info,
                             &format!("local embedding model `{name}` (loaded on each worker's first request)"),
                         ),
-                        Err(e) => self
-                            .host
-                            .log(Level::Error, &format!("local embedding model unavailable: {e}; requests will BYPASS")),
+                        Err(e) => self.host.log(
+                            Level::Error,
+                            &format!("local embedding model unavailable: {e}; requests will BYPASS"),
+                        ),
                     }
                 }
                 self.host.log(
@@ -146,7 +153,8 @@ impl<H: Host> Root<H> {
             }
             Err(e) => {
                 self.host.count(Metric::PolicyError);
-                self.host.log(Level::Error, &format!("{e}; caching is off, traffic passes with x-cache-status: BYPASS"));
+                self.host
+                    .log(Level::Error, &format!("{e}; caching is off, traffic passes with x-cache-status: BYPASS"));
             }
         }
         let check = shared.policy.is_ok();

@@ -152,7 +152,10 @@ fn stray_token_is_ignored_and_keeps_the_pending_call() {
     assert!(matches!(events.as_slice(), [Event::Log(crate::core::log::Level::Debug, _)]), "{events:?}");
     // The real answer still arrives and the flow goes on (to the embedding callout).
     let events = answer(&host, &mut s, token, Some(redis(NIL4)));
-    assert!(events.iter().any(|e| matches!(e, Event::Dispatch { cluster, .. } if cluster == "embedding")), "{events:?}");
+    assert!(
+        events.iter().any(|e| matches!(e, Event::Dispatch { cluster, .. } if cluster == "embedding")),
+        "{events:?}"
+    );
     // The same token again is now stray.
     let events = answer(&host, &mut s, token, Some(redis(NIL4)));
     assert!(matches!(events.as_slice(), [Event::Log(crate::core::log::Level::Debug, _)]), "{events:?}");
