@@ -117,6 +117,23 @@ enum State {
     Bypass(BypassReason),
 }
 
+impl State {
+    fn name(&self) -> &'static str {
+        match self {
+            State::Start => "start",
+            State::Buffering(_) => "buffering",
+            State::ExactLookup(_) => "exact-lookup",
+            State::Embedding(_) => "embedding",
+            State::Searching(_) => "searching",
+            State::Answered => "answered",
+            State::Miss(_) => "miss",
+            State::Capturing(_) => "capturing",
+            State::MissDone => "miss-done",
+            State::Bypass(_) => "bypass",
+        }
+    }
+}
+
 /// Known after the request headers.
 struct Inspected {
     settings: Settings,
@@ -239,9 +256,9 @@ impl Flow {
     }
 
     pub fn on_body_too_large(&mut self) -> Step {
-        match self.state {
+        match std::mem::replace(&mut self.state, State::Start) {
             State::Buffering(_) => self.bypass(BypassReason::BodyTooLarge, Vec::new()),
-            _ => Step::go(Vec::new()),
+            other => self.ignore(other, "body too large"),
         }
     }
 
@@ -249,10 +266,7 @@ impl Flow {
     pub fn on_request_body(&mut self, body: &[u8], path: &str) -> Step {
         let i = match std::mem::replace(&mut self.state, State::Start) {
             State::Buffering(i) => i,
-            other => {
-                self.state = other;
-                return Step::go(Vec::new());
-            }
+            other => return self.ignore(other, "request body"),
         };
         let chat =
             match parse_chat(body, path, i.settings.embed.last_user_messages, i.settings.partition.context_window) {
@@ -309,10 +323,7 @@ impl Flow {
     pub fn on_embedding(&mut self, result: Result<Vec<f32>, EmbedError>) -> Step {
         let req = match std::mem::replace(&mut self.state, State::Start) {
             State::Embedding(req) => req,
-            other => {
-                self.state = other;
-                return Step::go(Vec::new());
-            }
+            other => return self.ignore(other, "embedding"),
         };
         let vector = match result {
             Ok(v) => v,
@@ -347,11 +358,16 @@ impl Flow {
         match std::mem::replace(&mut self.state, State::Start) {
             State::ExactLookup(req) => self.on_exact_reply(req, reply, now_secs),
             State::Searching(search) => self.on_search_reply(search, reply, now_secs),
-            other => {
-                self.state = other;
-                Step::go(Vec::new())
-            }
+            other => self.ignore(other, "redis reply"),
         }
+    }
+
+    /// An event the current state does not expect (e.g. a callout answering after the response
+    /// already started): the state stays, the request goes on.
+    fn ignore(&mut self, state: State, event: &str) -> Step {
+        let msg = format!("{event} ignored in state {}", state.name());
+        self.state = state;
+        Step::go(vec![Command::Log(Level::Debug, msg)])
     }
 
     fn on_exact_reply(&mut self, req: Pending, reply: Option<&[u8]>, now: u64) -> Step {

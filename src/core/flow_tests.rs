@@ -292,3 +292,20 @@ fn what_is_never_stored() {
     f.on_done();
     assert!(f.on_response_body(&COMPLETION.as_bytes()[5..], true, 1).cmds.is_empty());
 }
+
+#[test]
+fn late_callout_answer_is_ignored() {
+    // The router answered while the exact lookup was in flight: the lookup's answer changes nothing.
+    let mut f = Flow::new(policy(serde_json::json!({})));
+    let none = |_: &str| None;
+    f.on_request_headers(&headers("POST", PATH, &none));
+    f.on_request_body(&body("hello", serde_json::json!({})), PATH);
+    let h = added_headers(&f.on_response_headers(503, "text/plain"));
+    assert_eq!(header(&h, STATUS_HEADER), Some("BYPASS"));
+    assert_eq!(reason(&f), Some("not-cacheable"));
+    let step = f.on_redis_reply(Some(&redis(NIL4)), 1);
+    assert_eq!(step.next, Next::Continue);
+    assert!(matches!(step.cmds.as_slice(), [Command::Log(Level::Debug, _)]), "{:?}", step.cmds);
+    assert_eq!(reason(&f), Some("not-cacheable"));
+    assert!(f.on_embed_reply(Some((200, EMBED_OK))).cmds.iter().all(|c| matches!(c, Command::Log(..))));
+}
