@@ -22,13 +22,14 @@ export EMBED_PROVIDER EMBED_URL EMBED_API_KEY EMBED_MODEL EMBED_DIMENSIONS
 
 PYTEST_ARGS ?=
 
-.PHONY: help install build build-local test test-rust test-e2e up down status bench bench-cache bench-embed bench-quality clean distclean
+.PHONY: help install build build-local lint test test-rust test-e2e up down status bench bench-cache bench-embed bench-quality clean distclean
 
 help:
 	@echo "make install      idempotent install into .local/ (venv, envoy, redis-server, redisearch.so)"
 	@echo "make build        $(WASM_OUT)"
 	@echo "make build-local  $(LOCAL_WASM) + build/embed_server (scripts/build-local.sh)"
-	@echo "make test         install, build, cargo test, pytest tests (real Envoy + Redis + wasm)"
+	@echo "make lint         cargo fmt --check, clippy -D warnings (native, all features; wasm32-wasip1)"
+	@echo "make test         install, build, lint, cargo test --all-features, pytest tests (real Envoy + Redis + wasm)"
 	@echo "make up / down    local stack: redis :$(REDIS_PORT), envoy :$(LISTEN_PORT) (admin :$(ADMIN_PORT)); state in .local/run/"
 	@echo "make bench        cache latency through Envoy vs no filter (bench/cache) + in-filter model (bench/embed)"
 	@echo "make bench-quality  hit / false-hit rates of the local model candidates (bench/quality, ~3 min)"
@@ -45,10 +46,20 @@ build:
 build-local:
 	scripts/build-local.sh
 
-test: install build build-local test-rust test-e2e
+# Native builds with all features share target/local with scripts/build-local.sh (tract is big).
+LOCAL_TARGET := $(ROOT)/target/local
+
+test: install build build-local lint test-rust test-e2e
+
+lint:
+	rustup component add rustfmt clippy >/dev/null 2>&1 || true
+	rustup target add wasm32-wasip1 >/dev/null 2>&1 || true
+	cargo fmt --check
+	CARGO_TARGET_DIR=$(LOCAL_TARGET) cargo clippy --all-targets --all-features -- -D warnings
+	cargo clippy --release --target wasm32-wasip1 -- -D warnings
 
 test-rust:
-	cargo test
+	CARGO_TARGET_DIR=$(LOCAL_TARGET) cargo test --all-features
 
 test-e2e:
 	SEMCACHE_REQUIRE_ALL=1 $(PYTEST) tests -q -rfE --tb=short $(PYTEST_ARGS)

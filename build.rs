@@ -19,7 +19,11 @@ fn main() {
     let dir = match std::env::var("SEMCACHE_MODEL_DIR") {
         Ok(d) if !d.is_empty() => {
             let p = PathBuf::from(d);
-            if p.is_absolute() { p } else { manifest.join(p) }
+            if p.is_absolute() {
+                p
+            } else {
+                manifest.join(p)
+            }
         }
         _ => manifest.join(".local/models/default"),
     };

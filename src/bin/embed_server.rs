@@ -136,7 +136,10 @@ fn bench(emb: &LocalEmbedder, n: usize, load_ms: u128) {
             .collect();
         us.sort_unstable();
         let pct = |p: usize| us[((us.len() - 1) * p) / 100];
-        println!("{}", json!({"tokens": tokens, "p50_us": pct(50) as u64, "p95_us": pct(95) as u64, "load_ms": load_ms as u64}));
+        println!(
+            "{}",
+            json!({"tokens": tokens, "p50_us": pct(50) as u64, "p95_us": pct(95) as u64, "load_ms": load_ms as u64})
+        );
     }
 }
 
@@ -233,7 +236,8 @@ fn b64(data: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for c in data.chunks(3) {
-        let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+        let n =
+            (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
         out.push(T[(n >> 18) as usize & 63] as char);
         out.push(T[(n >> 12) as usize & 63] as char);
         out.push(if c.len() > 1 { T[(n >> 6) as usize & 63] as char } else { '=' });

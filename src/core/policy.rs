@@ -275,17 +275,39 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
-fn d_max_req() -> usize { 1024 * 1024 }
-fn d_max_resp() -> usize { 4 * 1024 * 1024 }
-fn d_skip_header() -> String { "x-semantic-cache-skip".into() }
-fn d_embed_cluster() -> String { "embedding".into() }
-fn d_embed_timeout() -> u64 { 3000 }
-fn d_max_tokens() -> usize { 128 }
-fn d_store_type() -> String { "redis".into() }
-fn d_redis_cluster() -> String { "redis".into() }
-fn d_index() -> String { "semcache_idx".into() }
-fn d_prefix() -> String { "semcache:".into() }
-fn d_redis_timeout() -> u64 { 1000 }
+fn d_max_req() -> usize {
+    1024 * 1024
+}
+fn d_max_resp() -> usize {
+    4 * 1024 * 1024
+}
+fn d_skip_header() -> String {
+    "x-semantic-cache-skip".into()
+}
+fn d_embed_cluster() -> String {
+    "embedding".into()
+}
+fn d_embed_timeout() -> u64 {
+    3000
+}
+fn d_max_tokens() -> usize {
+    128
+}
+fn d_store_type() -> String {
+    "redis".into()
+}
+fn d_redis_cluster() -> String {
+    "redis".into()
+}
+fn d_index() -> String {
+    "semcache_idx".into()
+}
+fn d_prefix() -> String {
+    "semcache:".into()
+}
+fn d_redis_timeout() -> u64 {
+    1000
+}
 
 /// Default distance threshold for remote providers (their distance scales differ by model;
 /// calibrate per model). The in-filter model has its own, measured default below.
@@ -298,7 +320,8 @@ pub const DEFAULT_TTL_SECS: u64 = 3600;
 // ---------- validation ----------
 
 pub fn parse_policy(bytes: &[u8]) -> Result<Policy, PolicyError> {
-    let v: Value = serde_json::from_slice(bytes).map_err(|e| PolicyError::new("(policy)", trim_serde(e.to_string())))?;
+    let v: Value =
+        serde_json::from_slice(bytes).map_err(|e| PolicyError::new("(policy)", trim_serde(e.to_string())))?;
     let Value::Object(mut top) = v else { return Err(PolicyError::new("(policy)", "must be a JSON object")) };
     let settings = take_settings(&mut top);
     let rules = match top.remove("rules") {
@@ -412,9 +435,8 @@ fn validate_embedding(e: RawEmbedding) -> Result<Embedding, PolicyError> {
     let (authority, path) = match (e.provider, e.url.as_deref()) {
         (Provider::Local, _) => (String::new(), String::new()),
         (_, None) => return Err(PolicyError::new("embedding.url", "is required for a remote provider")),
-        (_, Some(url)) => split_url(url).ok_or_else(|| {
-            PolicyError::new("embedding.url", "must be an absolute http(s) URL with a host")
-        })?,
+        (_, Some(url)) => split_url(url)
+            .ok_or_else(|| PolicyError::new("embedding.url", "must be an absolute http(s) URL with a host"))?,
     };
     if e.provider != Provider::Local && e.cluster.trim().is_empty() {
         return Err(PolicyError::new("embedding.cluster", "must not be empty"));
@@ -577,7 +599,10 @@ fn apply_settings(base: &Settings, raw: &RawSettings, at: &str) -> Result<Settin
 
 fn validate_match(m: RawMatch, at: &str) -> Result<RuleMatch, PolicyError> {
     if m.path_prefix.is_none() && m.path_template.is_none() && m.route_name.is_none() && m.methods.is_empty() {
-        return Err(PolicyError::new(&format!("{at}.match"), "needs at least one of pathPrefix, pathTemplate, methods, routeName"));
+        return Err(PolicyError::new(
+            &format!("{at}.match"),
+            "needs at least one of pathPrefix, pathTemplate, methods, routeName",
+        ));
     }
     if let Some(p) = &m.path_prefix {
         if !p.starts_with('/') {
@@ -592,7 +617,10 @@ fn validate_match(m: RawMatch, at: &str) -> Result<RuleMatch, PolicyError> {
             }
             let segs: Vec<String> = t.split('/').skip(1).map(str::to_string).collect();
             if segs.iter().rev().skip(1).any(|s| s == "**") {
-                return Err(PolicyError::new(&format!("{at}.match.pathTemplate"), "** is only allowed as the last segment"));
+                return Err(PolicyError::new(
+                    &format!("{at}.match.pathTemplate"),
+                    "** is only allowed as the last segment",
+                ));
             }
             Some(segs)
         }
@@ -638,7 +666,13 @@ fn template_matches(template: &[String], path: &str) -> bool {
         }
         let Some(s) = segs.get(i) else { return false };
         let is_var = t.starts_with('{') && t.ends_with('}');
-        if is_var { if s.is_empty() { return false; } } else if t != s { return false; }
+        if is_var {
+            if s.is_empty() {
+                return false;
+            }
+        } else if t != s {
+            return false;
+        }
     }
     segs.len() == template.len()
 }
@@ -686,7 +720,8 @@ mod tests {
     fn azure_defaults_to_api_key_header() {
         let mut v = base();
         v["embedding"]["provider"] = "azure-openai".into();
-        v["embedding"]["url"] = "https://x.openai.azure.com/openai/deployments/e/embeddings?api-version=2024-02-01".into();
+        v["embedding"]["url"] =
+            "https://x.openai.azure.com/openai/deployments/e/embeddings?api-version=2024-02-01".into();
         let p = parse(v).expect("valid");
         assert_eq!(p.embedding.auth_header, "api-key");
         assert_eq!(p.embedding.path, "/openai/deployments/e/embeddings?api-version=2024-02-01");

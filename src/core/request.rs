@@ -5,6 +5,8 @@ use serde_json::{Map, Value};
 use thiserror::Error;
 use unicode_normalization::UnicodeNormalization;
 
+use crate::core::bypass::BypassReason;
+
 #[derive(Debug, Error, PartialEq)]
 pub enum RequestError {
     #[error("body is not valid JSON")]
@@ -18,11 +20,11 @@ pub enum RequestError {
 }
 
 impl RequestError {
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> BypassReason {
         match self {
-            RequestError::InvalidJson => "invalid-json",
-            RequestError::NotChat => "not-chat",
-            RequestError::NoUserMessage | RequestError::NonTextContent => "not-cacheable",
+            RequestError::InvalidJson => BypassReason::InvalidJson,
+            RequestError::NotChat => BypassReason::NotChat,
+            RequestError::NoUserMessage | RequestError::NonTextContent => BypassReason::NotCacheable,
         }
     }
 }
@@ -204,11 +206,8 @@ pub fn parse_chat(
     let context = serde_json::json!({"s": system, "h": others, "p": params}).to_string();
 
     let stream = obj.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    let include_usage = obj
-        .get("stream_options")
-        .and_then(|o| o.get("include_usage"))
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let include_usage =
+        obj.get("stream_options").and_then(|o| o.get("include_usage")).and_then(Value::as_bool).unwrap_or(false);
     let n = obj.get("n").and_then(Value::as_u64).unwrap_or(1);
     let temperature = obj.get("temperature").and_then(Value::as_f64);
     let logprobs = obj.get("logprobs").and_then(Value::as_bool).unwrap_or(false);
@@ -251,7 +250,10 @@ mod tests {
     fn errors() {
         assert_eq!(parse_chat(b"{", "/v1/chat/completions", 1, None), Err(RequestError::InvalidJson));
         assert_eq!(chat(serde_json::json!({"model": "m"})), Err(RequestError::NotChat));
-        assert_eq!(chat(serde_json::json!({"model": 3, "messages": [{"role": "user", "content": "q"}]})), Err(RequestError::NotChat));
+        assert_eq!(
+            chat(serde_json::json!({"model": 3, "messages": [{"role": "user", "content": "q"}]})),
+            Err(RequestError::NotChat)
+        );
         assert_eq!(chat(serde_json::json!({"model": "m", "messages": []})), Err(RequestError::NoUserMessage));
         assert_eq!(
             chat(serde_json::json!({"model": "m", "messages": [{"role": "assistant", "content": "x"}]})),

@@ -1,4 +1,4 @@
 //! Embedding: remote provider wire formats, and the in-filter model (feature `local-model`).
-pub mod provider;
 #[cfg(feature = "local-model")]
 pub mod local;
+pub mod provider;

@@ -276,11 +276,7 @@ pub fn escape_tag(tag: &str) -> String {
 
 /// `FT.SEARCH` KNN 1 within one partition, returning the fields a hit needs (DIALECT 2).
 pub fn ft_search_knn(index: &str, partition_tag: &str, vector: &[f32]) -> Vec<Vec<u8>> {
-    let tag = if is_valid_partition_tag(partition_tag) {
-        partition_tag.to_string()
-    } else {
-        escape_tag(partition_tag)
-    };
+    let tag = if is_valid_partition_tag(partition_tag) { partition_tag.to_string() } else { escape_tag(partition_tag) };
     let query = format!("(@partition:{{{tag}}})=>[KNN 1 @vec $vec AS dist]");
     let mut cmd = vec![arg("FT.SEARCH"), arg(index), query.into_bytes()];
     cmd.extend(["PARAMS", "2", "vec"].iter().map(|s| arg(s)));
@@ -401,15 +397,15 @@ pub fn parse_ft_info_dim(reply: &Reply) -> Result<Option<usize>, RespError> {
         Reply::Simple(s) => Some(s.clone()),
         _ => None,
     };
-    let attributes = items
-        .chunks(2)
-        .find(|kv| kv.first().and_then(text).as_deref() == Some("attributes"))
-        .and_then(|kv| kv.get(1));
+    let attributes =
+        items.chunks(2).find(|kv| kv.first().and_then(text).as_deref() == Some("attributes")).and_then(|kv| kv.get(1));
     let Some(Reply::Array(Some(attributes))) = attributes else { return Ok(None) };
     for attr in attributes {
         let Reply::Array(Some(kv)) = attr else { continue };
         let get = |key: &str| {
-            kv.chunks(2).find(|p| p.first().and_then(text).is_some_and(|k| k.eq_ignore_ascii_case(key))).and_then(|p| p.get(1))
+            kv.chunks(2)
+                .find(|p| p.first().and_then(text).is_some_and(|k| k.eq_ignore_ascii_case(key)))
+                .and_then(|p| p.get(1))
         };
         if get("attribute").and_then(text).as_deref() != Some("vec") {
             continue;
@@ -490,7 +486,8 @@ mod tests {
     #[test]
     fn pipeline_with_auth_user_and_select() {
         let out = pipeline(&conn(Some("u"), Some("p"), 3), &[]);
-        let expected = b"*3\r\n$4\r\nAUTH\r\n$1\r\nu\r\n$1\r\np\r\n*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n*1\r\n$4\r\nQUIT\r\n";
+        let expected =
+            b"*3\r\n$4\r\nAUTH\r\n$1\r\nu\r\n$1\r\np\r\n*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n*1\r\n$4\r\nQUIT\r\n";
         assert_eq!(out, expected.to_vec());
     }
 
@@ -511,10 +508,7 @@ mod tests {
         let blob = vec![0u8, b'\r', b'\n', 255];
         let out = pipeline(&RedisConn::default(), &[hset("k", &[("vec", &blob)])]);
         let replies = parse_replies(&out).unwrap();
-        assert_eq!(
-            replies[0],
-            Reply::Array(Some(vec![bulk("HSET"), bulk("k"), bulk("vec"), Reply::Bulk(Some(blob))]))
-        );
+        assert_eq!(replies[0], Reply::Array(Some(vec![bulk("HSET"), bulk("k"), bulk("vec"), Reply::Bulk(Some(blob))])));
     }
 
     #[test]
@@ -575,10 +569,7 @@ mod tests {
             Reply::Error("ERR x".into()),
             Reply::Simple("OK".into()),
         ];
-        assert_eq!(
-            split_replies(&c, replies).unwrap(),
-            vec![Reply::Integer(7), Reply::Error("ERR x".into())]
-        );
+        assert_eq!(split_replies(&c, replies).unwrap(), vec![Reply::Integer(7), Reply::Error("ERR x".into())]);
     }
 
     #[test]
@@ -589,10 +580,7 @@ mod tests {
             Reply::Error("NOAUTH Authentication required.".into()),
             Reply::Simple("OK".into()),
         ];
-        assert_eq!(
-            split_replies(&c, replies),
-            Err(RespError::Auth("WRONGPASS invalid username-password pair".into()))
-        );
+        assert_eq!(split_replies(&c, replies), Err(RespError::Auth("WRONGPASS invalid username-password pair".into())));
     }
 
     #[test]
@@ -624,10 +612,7 @@ mod tests {
     fn split_exact_checks_count() {
         let replies = vec![Reply::Integer(1), Reply::Simple("OK".into())];
         assert_eq!(split_exact(&RedisConn::default(), replies.clone(), 1).unwrap().len(), 1);
-        assert_eq!(
-            split_exact(&RedisConn::default(), replies, 2),
-            Err(RespError::ReplyCount { expected: 2, got: 1 })
-        );
+        assert_eq!(split_exact(&RedisConn::default(), replies, 2), Err(RespError::ReplyCount { expected: 2, got: 1 }));
     }
 
     fn args(cmd: &[Vec<u8>]) -> Vec<String> {
@@ -665,10 +650,7 @@ mod tests {
     #[test]
     fn knn_escapes_bad_tags() {
         let cmd = ft_search_knn("idx", "a b}|x-É", &[]);
-        assert_eq!(
-            String::from_utf8_lossy(&cmd[2]),
-            "(@partition:{a\\ b\\}\\|x\\-É})=>[KNN 1 @vec $vec AS dist]"
-        );
+        assert_eq!(String::from_utf8_lossy(&cmd[2]), "(@partition:{a\\ b\\}\\|x\\-É})=>[KNN 1 @vec $vec AS dist]");
         assert_eq!(cmd[6], Vec::<u8>::new());
     }
 
@@ -741,10 +723,7 @@ mod tests {
     fn search_malformed() {
         assert!(matches!(parse_search(&Reply::Integer(1)), Err(RespError::Unexpected(_))));
         assert!(matches!(parse_search(&Reply::Array(Some(vec![]))), Err(RespError::Unexpected(_))));
-        assert!(matches!(
-            parse_search(&Reply::Array(Some(vec![Reply::Integer(1)]))),
-            Err(RespError::Unexpected(_))
-        ));
+        assert!(matches!(parse_search(&Reply::Array(Some(vec![Reply::Integer(1)]))), Err(RespError::Unexpected(_))));
         assert!(matches!(
             parse_search(&Reply::Array(Some(vec![Reply::Integer(1), bulk("k"), Reply::Integer(3)]))),
             Err(RespError::Unexpected(_))
@@ -785,15 +764,9 @@ mod tests {
         let some = Reply::Array(Some(vec![bulk("a"), Reply::Bulk(None)]));
         assert_eq!(parse_hmget(&some).unwrap(), Some(vec![Some(b"a".to_vec()), None]));
         assert_eq!(parse_hmget(&Reply::Array(Some(vec![]))).unwrap(), None);
-        assert_eq!(
-            parse_hmget(&Reply::Error("WRONGTYPE x".into())),
-            Err(RespError::Server("WRONGTYPE x".into()))
-        );
+        assert_eq!(parse_hmget(&Reply::Error("WRONGTYPE x".into())), Err(RespError::Server("WRONGTYPE x".into())));
         assert!(matches!(parse_hmget(&Reply::Integer(1)), Err(RespError::Unexpected(_))));
-        assert!(matches!(
-            parse_hmget(&Reply::Array(Some(vec![Reply::Integer(1)]))),
-            Err(RespError::Unexpected(_))
-        ));
+        assert!(matches!(parse_hmget(&Reply::Array(Some(vec![Reply::Integer(1)]))), Err(RespError::Unexpected(_))));
     }
 
     // Byte strings captured from redis-server 8.2.3 with RediSearch 2.10.5 (`--loadmodule`),
