@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 
 // The same `meta.json` reader as the crate's (serde + serde_json are build-dependencies too).
 #[path = "src/core/embed/model_meta.rs"]
-#[allow(dead_code)]
 mod model_meta;
 
 fn main() {
