@@ -7,6 +7,10 @@
 //! `SEMCACHE_MAX_TOKENS` (build-time, default 128) is the embedded model's default token cap.
 use std::path::{Path, PathBuf};
 
+// The same `meta.json` reader as the crate's (serde + serde_json are build-dependencies too).
+#[path = "src/core/embed/model_meta.rs"]
+mod model_meta;
+
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(semcache_embedded_model)");
     println!("cargo::rerun-if-changed=build.rs");
@@ -53,16 +57,7 @@ fn main() {
     }
 }
 
+/// The embedded model's name, reduced to characters that are safe in a header value and a log line.
 fn model_name(dir: &Path) -> String {
-    let from_meta = std::fs::read_to_string(dir.join("meta.json")).ok().and_then(|s| {
-        // tiny extraction of "name": "..." without a JSON dependency in the build script
-        let i = s.find("\"name\"")?;
-        let rest = &s[i + 6..];
-        let rest = &rest[rest.find('"')? + 1..];
-        Some(rest[..rest.find('"')?].to_string())
-    });
-    let name = from_meta
-        .or_else(|| dir.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .unwrap_or_else(|| "local".into());
-    name.chars().filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c)).collect()
+    model_meta::model_name(dir).chars().filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c)).collect()
 }

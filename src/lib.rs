@@ -4,7 +4,9 @@
 pub mod core;
 pub mod host;
 
-#[cfg(target_arch = "wasm32")]
+// Without feature `filter` the crate is a library for another filter (bench/embed/filter) that
+// has its own entry point.
+#[cfg(all(target_arch = "wasm32", feature = "filter"))]
 proxy_wasm::main! {{
     // Under `panic = "abort"` a panic kills the VM; log it at Critical so it is not silent.
     std::panic::set_hook(Box::new(|info| {

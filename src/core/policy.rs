@@ -689,6 +689,10 @@ impl Policy {
 }
 
 #[cfg(test)]
+#[path = "policy_schema_tests.rs"]
+mod schema_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

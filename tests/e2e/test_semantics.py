@@ -23,15 +23,19 @@ from __future__ import annotations
 import json
 import re
 import time
+from functools import partial
 
 import pytest
 import requests
 
-from harness import Site, cache, chat_body, explain, policy_for, wait_stored
+import harness
+from harness import Site, assert_status, cache, chat_body, explain, policy_for, wait_counter, wait_stored
 from standins import cosine_distance
 
 CLIENT_AUTH = "Bearer sk-client-semantics-A"
 OTHER_AUTH = "Bearer sk-client-semantics-B"
+ask = partial(harness.ask, auth=CLIENT_AUTH)
+pytestmark = pytest.mark.usefixtures("clean_keys")
 
 MAIN_THRESHOLD = 0.15
 MAIN_MAX_THRESHOLD = 0.30
@@ -99,55 +103,8 @@ def envoy(envoy_launcher, embed_openai, redis_server):
     return envoy_launcher(sites)
 
 
-@pytest.fixture(autouse=True)
-def _clean_keys(redis_server):
-    if redis_server.running:
-        redis_server.delete_all_keys()
-    yield
-
-
-def ask(envoy, site: str, prompt: str | None = None, *, body=None, headers=None, path="/v1/chat/completions",
-        **kw) -> requests.Response:
-    """POST a chat completion through `site`. `headers` values of None remove a default header."""
-    h = {"authorization": CLIENT_AUTH}
-    for k, v in (headers or {}).items():
-        if v is None:
-            h.pop(k, None)
-        else:
-            h[k] = v
-    if body is None:
-        body = chat_body(prompt, **kw)
-    return requests.post(envoy.url(site, path), json=body, headers=h, timeout=20)
-
-
-
-
-
-
-def assert_status(r, expected: str, reason: str | None = None, match: str | None = None):
-    assert r.status_code == 200, explain(r)
-    assert cache(r) == expected, explain(r)
-    if reason is not None:
-        assert r.headers.get("x-cache-bypass-reason") == reason, explain(r)
-    if match is not None:
-        assert r.headers.get("x-cache-match") == match, explain(r)
-
-
 def content(r: requests.Response) -> str:
     return r.json()["choices"][0]["message"]["content"]
-
-
-
-
-def wait_counter(envoy, name: str, at_least: int, timeout: float = 5.0) -> int:
-    deadline = time.monotonic() + timeout
-    while True:
-        v = envoy.counter(name)
-        if v >= at_least:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"semantic_cache.{name} = {v}, expected >= {at_least} within {timeout}s")
-        time.sleep(0.03)
 
 
 def assert_not_stored(envoy, redis_server, site: str, skipped_before: int):
