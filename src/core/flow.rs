@@ -12,9 +12,11 @@ use crate::core::bypass::BypassReason;
 use crate::core::capture::{Capture, StoreRules};
 use crate::core::decision::{decide, Directives, RequestHeaders};
 use crate::core::embed::provider::{self, EmbedCall, EmbedError};
+use crate::core::embed::LOCAL_EMBED_IS_CHEAP;
 use crate::core::entry;
 use crate::core::headers::{
-    bypass_headers, DISTANCE_HEADER, KEY_HEADER, MATCH_HEADER, OVERRIDES_HEADER, STATUS_HEADER, THRESHOLD_HEADER,
+    bypass_headers, DISTANCE_HEADER, KEY_HEADER, MATCH_HEADER, OVERRIDES_HEADER, REFUSED_HEADER, STATUS_HEADER,
+    THRESHOLD_HEADER,
 };
 use crate::core::key::{entry_key, partition_tag, PartitionInputs};
 use crate::core::log::Level;
@@ -23,6 +25,7 @@ use crate::core::policy::{Policy, Provider, Settings};
 use crate::core::redis::resp::{self, RedisConn};
 use crate::core::redis::store::conn_of;
 use crate::core::request::{is_chat_path, parse_chat, ChatRequest};
+use crate::core::verify::{canonical, Query, Refusal};
 
 const ENTRY_FIELDS: [&str; 4] = ["body", "ctype", "created", "model"];
 
@@ -104,6 +107,8 @@ enum State {
     ExactLookup(Pending),
     /// Embedding (callout or local) in flight.
     Embedding(Pending),
+    /// Remote provider: the exact lookup and the embedding callout in flight side by side.
+    Racing(Box<Racing>),
     /// KNN search in flight.
     Searching(Search),
     /// Answered from the cache; the local reply's response callbacks must not store again.
@@ -124,6 +129,7 @@ impl State {
             State::Buffering(_) => "buffering",
             State::ExactLookup(_) => "exact-lookup",
             State::Embedding(_) => "embedding",
+            State::Racing(_) => "racing",
             State::Searching(_) => "searching",
             State::Answered => "answered",
             State::Miss(_) => "miss",
@@ -155,6 +161,20 @@ struct Pending {
 struct Search {
     req: Pending,
     vector: Vec<f32>,
+    /// The KNN pipeline also carries the exact lookup (`HMGET` first): a cheap local embedding
+    /// makes one round trip cheaper than two.
+    with_exact: bool,
+    /// Set on a miss whose candidates within the threshold were all refused by the verifier
+    /// (the nearest one's reason), for the `x-cache-refused` response header.
+    refused: Option<Refusal>,
+}
+
+/// The exact lookup and the embedding callout, both in flight; each slot fills when its reply
+/// arrives (the exact one with `false`: it missed; a hit answers at once).
+struct Racing {
+    req: Pending,
+    exact_missed: bool,
+    embedding: Option<Result<Vec<f32>, EmbedError>>,
 }
 
 struct Capturing {
@@ -280,21 +300,43 @@ impl Flow {
             user_key: &i.directives.user_key,
             context: &chat.context,
         });
-        let key = entry_key(&self.policy.vector_store.key_prefix, &tag, &chat.embed_text);
+        // The exact tier keys on the canonical form, so near-repeats (case, punctuation, quotes,
+        // contractions) are answered without an embedding; see verify/canon.rs.
+        let key = entry_key(&self.policy.vector_store.key_prefix, &tag, &canonical(&chat.embed_text));
         let req = Pending { settings: i.settings, directives: i.directives, chat, tag, key };
-        if req.directives.lookup {
-            let exact = self.pipeline(&[resp::hmget(&req.key, &ENTRY_FIELDS)]);
-            self.state = State::ExactLookup(req);
-            Step::wait(vec![Command::Redis(exact)])
-        } else {
+        if !req.directives.lookup {
             // `no-cache`: no lookup, but the answer is stored, which needs its vector.
-            self.start_embedding(req)
+            return self.start_embedding(req);
+        }
+        let exact = self.pipeline(&[resp::hmget(&req.key, &ENTRY_FIELDS)]);
+        match self.policy.embedding.provider {
+            // Exact and KNN go in one pipeline after the (microseconds) embedding.
+            Provider::Local if LOCAL_EMBED_IS_CHEAP => self.start_embedding(req),
+            // An expensive in-filter model only runs when the exact tier missed.
+            Provider::Local => {
+                self.state = State::ExactLookup(req);
+                Step::wait(vec![Command::Redis(exact)])
+            }
+            // A miss costs max(exact, embedding) + KNN, not their sum. The embedding goes first:
+            // if its dispatch fails the result waits in `Racing`, while a failed exact dispatch
+            // ends the lookup, and nothing should be sent after that.
+            _ => {
+                let embed = self.embed_command(&req);
+                self.state = State::Racing(Box::new(Racing { req, exact_missed: false, embedding: None }));
+                Step::wait(vec![embed, Command::Redis(exact)])
+            }
         }
     }
 
     fn start_embedding(&mut self, req: Pending) -> Step {
+        let cmd = self.embed_command(&req);
+        self.state = State::Embedding(req);
+        Step::wait(vec![cmd])
+    }
+
+    fn embed_command(&self, req: &Pending) -> Command {
         let e = &self.policy.embedding;
-        let cmd = if e.provider == Provider::Local {
+        if e.provider == Provider::Local {
             Command::EmbedLocal(req.chat.embed_text.clone())
         } else {
             let EmbedCall { headers, body } = provider::build_request(e, &req.chat.embed_text);
@@ -306,9 +348,7 @@ impl Flow {
                 body,
                 timeout_ms: e.timeout_ms,
             })
-        };
-        self.state = State::Embedding(req);
-        Step::wait(vec![cmd])
+        }
     }
 
     /// Reply of a remote embedding callout: `None` when the call failed (timeout, reset).
@@ -323,8 +363,20 @@ impl Flow {
     pub fn on_embedding(&mut self, result: Result<Vec<f32>, EmbedError>) -> Step {
         let req = match std::mem::replace(&mut self.state, State::Start) {
             State::Embedding(req) => req,
+            // The exact reply is still due: keep the result until it arrives (it may be a hit).
+            State::Racing(mut r) if !r.exact_missed => {
+                r.embedding = Some(result);
+                self.state = State::Racing(r);
+                return Step::wait(Vec::new());
+            }
+            State::Racing(r) => r.req,
             other => return self.ignore(other, "embedding"),
         };
+        self.embedded(req, result, false)
+    }
+
+    /// The embedding is known (and the exact tier missed, unless `with_exact`): search.
+    fn embedded(&mut self, req: Pending, result: Result<Vec<f32>, EmbedError>, exact_missed: bool) -> Step {
         let vector = match result {
             Ok(v) => v,
             Err(e) => {
@@ -343,12 +395,19 @@ impl Flow {
                 return self.bypass(reason, cmds);
             }
         };
-        let search = Search { req, vector };
+        // A cheap local embedding ran before any lookup: the exact one rides in the KNN pipeline.
+        let with_exact = !exact_missed && self.policy.embedding.provider == Provider::Local && LOCAL_EMBED_IS_CHEAP;
+        let search = Search { req, vector, with_exact, refused: None };
         if !search.req.directives.lookup {
             return self.miss(search);
         }
-        let knn = resp::ft_search_knn(&self.policy.vector_store.index_name, &search.req.tag, &search.vector);
-        let pipeline = self.pipeline(&[knn]);
+        let vs = &self.policy.vector_store;
+        let knn = resp::ft_search_knn(&vs.index_name, &search.req.tag, &search.vector, search.req.settings.top_k);
+        let pipeline = if with_exact {
+            self.pipeline(&[resp::hmget(&search.req.key, &ENTRY_FIELDS), knn])
+        } else {
+            self.pipeline(&[knn])
+        };
         self.state = State::Searching(search);
         Step::wait(vec![Command::Redis(pipeline)])
     }
@@ -357,17 +416,20 @@ impl Flow {
     pub fn on_redis_reply(&mut self, reply: Option<&[u8]>, now_secs: u64) -> Step {
         match std::mem::replace(&mut self.state, State::Start) {
             State::ExactLookup(req) => self.on_exact_reply(req, reply, now_secs),
+            State::Racing(r) => self.on_racing_exact_reply(*r, reply, now_secs),
             State::Searching(search) => self.on_search_reply(search, reply, now_secs),
             other => self.ignore(other, "redis reply"),
         }
     }
 
     /// An event the current state does not expect (e.g. a callout answering after the response
-    /// already started): the state stays, the request goes on.
+    /// already started, or the embedding after an exact hit): the state stays. The request was not
+    /// paused for this event, so there is nothing to resume (`Wait`): resuming a request that was
+    /// answered locally or already continued is not ours to do.
     fn ignore(&mut self, state: State, event: &str) -> Step {
         let msg = format!("{event} ignored in state {}", state.name());
         self.state = state;
-        Step::go(vec![Command::Log(Level::Debug, msg)])
+        Step::wait(vec![Command::Log(Level::Debug, msg)])
     }
 
     fn on_exact_reply(&mut self, req: Pending, reply: Option<&[u8]>, now: u64) -> Step {
@@ -385,16 +447,84 @@ impl Flow {
         }
     }
 
-    fn on_search_reply(&mut self, search: Search, reply: Option<&[u8]>, now: u64) -> Step {
+    /// The exact reply while the embedding callout may still be in flight.
+    fn on_racing_exact_reply(&mut self, mut r: Racing, reply: Option<&[u8]>, now: u64) -> Step {
         let reply = match self.single_reply(reply) {
-            Ok(r) => r,
+            Ok(reply) => reply,
             Err(e) => return self.redis_failed(&e),
         };
-        match resp::parse_search(&reply) {
-            Ok(Some(hit)) if f64::from(hit.distance) <= search.req.directives.threshold => {
-                self.hit(&search.req, &hit.body, hit.created, Some(hit.distance), now)
+        match resp::parse_hmget(&reply) {
+            Ok(Some(fields)) => match exact_hit(fields) {
+                Some((body, created)) => self.hit(&r.req, &body, created, None, now),
+                None => self.redis_failed("exact entry lacks fields"),
+            },
+            Ok(None) => match r.embedding.take() {
+                Some(result) => self.embedded(r.req, result, true),
+                None => {
+                    r.exact_missed = true;
+                    self.state = State::Racing(Box::new(r));
+                    Step::wait(Vec::new())
+                }
+            },
+            Err(e) => self.redis_failed(&e.to_string()),
+        }
+    }
+
+    fn on_search_reply(&mut self, mut search: Search, reply: Option<&[u8]>, now: u64) -> Step {
+        let knn = if search.with_exact {
+            let replies = match self.replies(reply, 2) {
+                Ok(r) => r,
+                Err(e) => return self.redis_failed(&e),
+            };
+            let mut it = replies.into_iter();
+            let (Some(exact), Some(knn)) = (it.next(), it.next()) else {
+                return self.redis_failed("expected 2 replies");
+            };
+            match resp::parse_hmget(&exact) {
+                Ok(Some(fields)) => {
+                    return match exact_hit(fields) {
+                        Some((body, created)) => self.hit(&search.req, &body, created, None, now),
+                        None => self.redis_failed("exact entry lacks fields"),
+                    }
+                }
+                Ok(None) => knn,
+                Err(e) => return self.redis_failed(&e.to_string()),
             }
-            Ok(_) => self.miss(search),
+        } else {
+            match self.single_reply(reply) {
+                Ok(r) => r,
+                Err(e) => return self.redis_failed(&e),
+            }
+        };
+        match resp::parse_search_all(&knn) {
+            Ok(hits) => {
+                let mut cmds = Vec::new();
+                let query = search.req.settings.verify.map(|s| Query::with_strictness(&search.req.chat.embed_text, s));
+                // Nearest first; the first candidate within the threshold that the verifier
+                // accepts answers. A refused one is counted and the next is tried.
+                for hit in hits.iter().filter(|h| f64::from(h.distance) <= search.req.directives.threshold) {
+                    let verdict = match (&query, hit.prompt.as_deref()) {
+                        (None, _) => Ok(()),
+                        (Some(q), Some(stored)) => q.verify(stored),
+                        // Written before prompts were stored: nothing to verify against.
+                        (Some(_), None) => Err(Refusal::Substitution),
+                    };
+                    match verdict {
+                        Ok(()) => {
+                            let mut step = self.hit(&search.req, &hit.body, hit.created, Some(hit.distance), now);
+                            cmds.append(&mut step.cmds);
+                            return Step { cmds, next: step.next };
+                        }
+                        Err(r) => {
+                            cmds.push(Command::Count(Metric::Refused(r)));
+                            search.refused.get_or_insert(r);
+                        }
+                    }
+                }
+                let mut step = self.miss(search);
+                cmds.append(&mut step.cmds);
+                Step { cmds, next: step.next }
+            }
             Err(resp::RespError::Server(msg)) if resp::is_missing_index(&msg) => self.miss(search),
             Err(resp::RespError::Server(msg)) if resp::is_dimension_mismatch(&msg) => {
                 let cmds = vec![
@@ -416,6 +546,13 @@ impl Flow {
     fn single_reply(&self, reply: Option<&[u8]>) -> Result<resp::Reply, String> {
         let bytes = reply.ok_or("no response (timeout or connection failure)")?;
         resp::single_reply(&self.conn(), bytes).map_err(|e| e.to_string())
+    }
+
+    /// The replies of a pipeline of `n` commands (after AUTH/SELECT, before QUIT).
+    fn replies(&self, reply: Option<&[u8]>, n: usize) -> Result<Vec<resp::Reply>, String> {
+        let bytes = reply.ok_or("no response (timeout or connection failure)")?;
+        let all = resp::parse_replies(bytes).map_err(|e| e.to_string())?;
+        resp::split_exact(&self.conn(), all, n).map_err(|e| e.to_string())
     }
 
     fn redis_failed(&mut self, msg: &str) -> Step {
@@ -468,13 +605,20 @@ impl Flow {
     /// The response always continues.
     pub fn on_response_headers(&mut self, status: u16, content_type: &str) -> Step {
         let mut cmds = Vec::new();
-        let miss = || vec![(STATUS_HEADER.to_string(), "MISS".to_string())];
+        let miss = |refused: Option<Refusal>| {
+            let mut h = vec![(STATUS_HEADER.to_string(), "MISS".to_string())];
+            if let Some(r) = refused {
+                h.push((REFUSED_HEADER.to_string(), r.code().to_string()));
+            }
+            h
+        };
         let headers = match std::mem::replace(&mut self.state, State::Start) {
             State::Answered => {
                 self.state = State::Answered;
                 Vec::new()
             }
             State::Miss(search) => {
+                let refused = search.refused;
                 if store_allowed(&search.req) {
                     let capture = Capture::new(self.policy.max_response_body_bytes, search.req.chat.stream);
                     let c = Capturing { search, capture, status, content_type: content_type.to_string() };
@@ -483,11 +627,11 @@ impl Flow {
                     self.state = State::MissDone;
                     cmds.push(Command::Count(Metric::StoreSkipped));
                 }
-                miss()
+                miss(refused)
             }
             s @ (State::Capturing(_) | State::MissDone) => {
                 self.state = s;
-                miss()
+                miss(None)
             }
             // Request headers never reached us (e.g. a local reply from an earlier filter).
             State::Start => Vec::new(),
@@ -496,7 +640,11 @@ impl Flow {
                 bypass_headers(reason)
             }
             // The request is still in flight on our side (e.g. the router answered early).
-            State::Buffering(_) | State::ExactLookup(_) | State::Embedding(_) | State::Searching(_) => {
+            State::Buffering(_)
+            | State::ExactLookup(_)
+            | State::Embedding(_)
+            | State::Racing(_)
+            | State::Searching(_) => {
                 self.state = State::Bypass(BypassReason::NotCacheable);
                 bypass_headers(BypassReason::NotCacheable)
             }
@@ -519,7 +667,7 @@ impl Flow {
             return Vec::new();
         }
         let State::Capturing(c) = std::mem::replace(&mut self.state, State::MissDone) else { return Vec::new() };
-        let Capturing { search: Search { req, vector }, capture, status, content_type } = *c;
+        let Capturing { search: Search { req, vector, .. }, capture, status, content_type } = *c;
         let rules = StoreRules { allow_tool_calls: req.settings.store.tool_calls };
         let stored = match capture.finish(status, &content_type, &rules) {
             Ok(s) => s,
@@ -544,6 +692,8 @@ impl Flow {
                     ("ctype", stored.content_type.as_bytes()),
                     ("created", created.as_bytes()),
                     ("model", req.chat.model.as_bytes()),
+                    // What the verifier compares a later candidate with (README: stored data).
+                    ("prompt", req.chat.embed_text.as_bytes()),
                 ],
             ),
             resp::expire(&req.key, req.directives.ttl_secs),

@@ -3,7 +3,7 @@
 use std::rc::Rc;
 
 use super::*;
-use crate::core::headers::{DISTANCE_HEADER, MATCH_HEADER, STATUS_HEADER};
+use crate::core::headers::{DISTANCE_HEADER, MATCH_HEADER, REFUSED_HEADER, STATUS_HEADER};
 use crate::core::policy::parse_policy;
 
 fn policy(extra: serde_json::Value) -> Rc<Policy> {
@@ -49,20 +49,31 @@ fn bulk(s: &str) -> String {
 }
 
 fn search_reply(distance: &str) -> String {
-    format!(
-        "*3\r\n:1\r\n{}*10\r\n{}{}{}{}{}{}{}{}{}{}",
-        bulk("semcache:k"),
-        bulk("dist"),
-        bulk(distance),
-        bulk("body"),
-        bulk(COMPLETION),
-        bulk("ctype"),
-        bulk("application/json"),
-        bulk("created"),
-        bulk("100"),
-        bulk("model"),
-        bulk("gpt")
-    )
+    knn_reply(&[(distance, Some("hello"))])
+}
+
+/// A KNN reply with one document per (distance, stored prompt), in the given order.
+fn knn_reply(docs: &[(&str, Option<&str>)]) -> String {
+    let mut out = format!("*{}\r\n:{}\r\n", 1 + 2 * docs.len(), docs.len());
+    for (i, (distance, prompt)) in docs.iter().enumerate() {
+        let mut fields = vec![
+            ("dist", distance.to_string()),
+            ("body", COMPLETION.to_string()),
+            ("ctype", "application/json".to_string()),
+            ("created", "100".to_string()),
+            ("model", "gpt".to_string()),
+        ];
+        if let Some(p) = prompt {
+            fields.push(("prompt", p.to_string()));
+        }
+        out.push_str(&bulk(&format!("semcache:k{i}")));
+        out.push_str(&format!("*{}\r\n", 2 * fields.len()));
+        for (k, v) in fields {
+            out.push_str(&bulk(k));
+            out.push_str(&bulk(&v));
+        }
+    }
+    out
 }
 
 fn has(cmds: &[Command], pred: impl Fn(&Command) -> bool) -> bool {
@@ -92,16 +103,20 @@ fn header<'a>(h: &'a [(String, String)], name: &str) -> Option<&'a str> {
     h.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
-/// Runs a request to the point after the exact lookup missed and the embedding arrived.
+/// Runs a request to the point after the exact lookup missed and the embedding arrived (a remote
+/// provider: both callouts go out together).
 fn to_search(f: &mut Flow, prompt: &str, extra: serde_json::Value) -> Step {
     let none = |_: &str| None;
     assert_eq!(f.on_request_headers(&headers("POST", PATH, &none)).next, Next::Wait);
     let Step { cmds, next } = f.on_request_body(&body(prompt, extra), PATH);
     assert_eq!(next, Next::Wait);
-    assert!(matches!(cmds.as_slice(), [Command::Redis(p)] if String::from_utf8_lossy(p).contains("HMGET")));
-    let cmds = f.on_redis_reply(Some(&redis(NIL4)), 200).cmds;
-    let Some(Command::Embed(c)) = cmds.first() else { panic!("expected an embedding callout: {cmds:?}") };
+    let [Command::Embed(c), Command::Redis(p)] = cmds.as_slice() else {
+        panic!("expected the exact lookup and the embedding callout: {cmds:?}")
+    };
+    assert!(String::from_utf8_lossy(p).contains("HMGET"));
     assert_eq!((c.cluster.as_str(), c.authority.as_str(), c.path.as_str()), ("embedding", "emb:9", "/v1/embeddings"));
+    let step = f.on_redis_reply(Some(&redis(NIL4)), 200);
+    assert_eq!((step.cmds.len(), step.next), (0, Next::Wait), "the exact miss waits for the embedding");
     let step = f.on_embed_reply(Some((200, EMBED_OK)));
     assert!(matches!(step.cmds.as_slice(), [Command::Redis(p)] if String::from_utf8_lossy(p).contains("FT.SEARCH")));
     assert_eq!(step.next, Next::Wait);
@@ -144,6 +159,10 @@ fn exact_hit_needs_no_embedding() {
     assert_eq!(header(h, MATCH_HEADER), Some("exact"));
     assert_eq!(header(h, "age"), Some("30"));
     assert!(!has(&cmds, |c| matches!(c, Command::Embed(_))));
+    // The embedding that was sent beside the exact lookup answers late: ignored, nothing resumed.
+    let late = f.on_embed_reply(Some((200, EMBED_OK)));
+    assert_eq!(late.next, Next::Wait);
+    assert!(late.cmds.iter().all(|c| matches!(c, Command::Log(..))));
     // The local reply passes through the response callbacks: nothing added, nothing stored.
     assert!(added_headers(&f.on_response_headers(200, "application/json")).is_empty());
     assert!(f.on_response_body(COMPLETION.as_bytes(), true, 131).cmds.is_empty());
@@ -304,8 +323,128 @@ fn late_callout_answer_is_ignored() {
     assert_eq!(header(&h, STATUS_HEADER), Some("BYPASS"));
     assert_eq!(reason(&f), Some("not-cacheable"));
     let step = f.on_redis_reply(Some(&redis(NIL4)), 1);
-    assert_eq!(step.next, Next::Continue);
+    // Nothing to resume: the request already went on.
+    assert_eq!(step.next, Next::Wait);
     assert!(matches!(step.cmds.as_slice(), [Command::Log(Level::Debug, _)]), "{:?}", step.cmds);
     assert_eq!(reason(&f), Some("not-cacheable"));
     assert!(f.on_embed_reply(Some((200, EMBED_OK))).cmds.iter().all(|c| matches!(c, Command::Log(..))));
+}
+
+#[test]
+fn verifier_refuses_a_trap_and_the_next_candidate_answers() {
+    // top-k: the nearest candidate is a trap (another currency order), the second a paraphrase.
+    let mut f = Flow::new(policy(serde_json::json!({"threshold": 0.5})));
+    let step = to_search(&mut f, "Convert 100 USD to EUR", serde_json::json!({}));
+    let Some(Command::Redis(p)) = step.cmds.first() else { panic!("knn") };
+    assert!(String::from_utf8_lossy(p).contains("KNN 5 @vec"), "default top-k is 5");
+    let reply =
+        knn_reply(&[("0.02", Some("Convert 100 EUR to USD")), ("0.2", Some("Please convert 100 USD into EUR"))]);
+    let Step { cmds, next } = f.on_redis_reply(Some(&redis(&reply)), 200);
+    assert_eq!(next, Next::Wait);
+    assert!(has(&cmds, |c| *c == Command::Count(Metric::Refused(Refusal::Order))), "{cmds:?}");
+    let h = respond_headers(&cmds).expect("the paraphrase answers");
+    assert_eq!(header(h, DISTANCE_HEADER), Some("0.2000"));
+}
+
+#[test]
+fn all_candidates_refused_is_a_miss_that_says_why() {
+    let mut f = Flow::new(policy(serde_json::json!({"threshold": 0.5})));
+    to_search(&mut f, "How do I turn on dark mode?", serde_json::json!({}));
+    let reply = knn_reply(&[("0.07", Some("How do I turn off dark mode?")), ("0.1", None)]);
+    let Step { cmds, next } = f.on_redis_reply(Some(&redis(&reply)), 200);
+    assert_eq!(next, Next::Continue);
+    assert!(has(&cmds, |c| *c == Command::Count(Metric::Miss)));
+    assert!(has(&cmds, |c| *c == Command::Count(Metric::Refused(Refusal::Contrast))));
+    // An entry without a stored prompt cannot be verified: refused too.
+    assert!(has(&cmds, |c| *c == Command::Count(Metric::Refused(Refusal::Substitution))));
+    let h = added_headers(&f.on_response_headers(200, "application/json"));
+    assert_eq!(header(&h, STATUS_HEADER), Some("MISS"));
+    assert_eq!(header(&h, REFUSED_HEADER), Some("contrast"));
+    // The answer is stored with its prompt, for the verifier of later requests.
+    let Step { cmds, .. } = f.on_response_body(COMPLETION.as_bytes(), true, 300);
+    let Some(Command::Store(p)) = cmds.first() else { panic!("store: {cmds:?}") };
+    let p = String::from_utf8_lossy(p);
+    assert!(p.contains("$6\r\nprompt\r\n$27\r\nHow do I turn on dark mode?\r\n"), "{p}");
+}
+
+#[test]
+fn verify_off_and_top_k_from_the_policy() {
+    let mut f = Flow::new(policy(serde_json::json!({"threshold": 0.5, "verify": "off", "topK": 2})));
+    let step = to_search(&mut f, "How do I turn on dark mode?", serde_json::json!({}));
+    let Some(Command::Redis(p)) = step.cmds.first() else { panic!("knn") };
+    assert!(String::from_utf8_lossy(p).contains("KNN 2 @vec"));
+    let reply = knn_reply(&[("0.07", Some("How do I turn off dark mode?"))]);
+    let Step { cmds, .. } = f.on_redis_reply(Some(&redis(&reply)), 200);
+    assert!(respond_headers(&cmds).is_some(), "without the verifier the distance alone decides");
+}
+
+#[test]
+fn candidates_past_the_threshold_are_not_verified() {
+    let mut f = Flow::new(policy(serde_json::json!({"threshold": 0.1})));
+    to_search(&mut f, "How do I turn on dark mode?", serde_json::json!({}));
+    let reply = knn_reply(&[("0.3", Some("How do I turn off dark mode?"))]);
+    let Step { cmds, .. } = f.on_redis_reply(Some(&redis(&reply)), 200);
+    assert!(!has(&cmds, |c| matches!(c, Command::Count(Metric::Refused(_)))));
+    let h = added_headers(&f.on_response_headers(200, "application/json"));
+    assert_eq!(header(&h, REFUSED_HEADER), None);
+}
+
+#[test]
+fn near_repeats_share_the_exact_key() {
+    // Case, punctuation and contractions do not change the exact key (canonical form).
+    let key_of = |prompt: &str| {
+        let mut f = Flow::new(policy(serde_json::json!({})));
+        let none = |_: &str| None;
+        f.on_request_headers(&headers("POST", PATH, &none));
+        let cmds = f.on_request_body(&body(prompt, serde_json::json!({})), PATH).cmds;
+        let Some(Command::Redis(p)) = cmds.iter().find(|c| matches!(c, Command::Redis(_))) else {
+            panic!("exact lookup")
+        };
+        p.clone()
+    };
+    assert_eq!(key_of("What is the capital of France?"), key_of("what's the capital of france"));
+    assert_ne!(key_of("What is the capital of France?"), key_of("What is the capital of Spain?"));
+}
+
+#[test]
+fn exact_reply_after_the_embedding_still_decides() {
+    // Racing: the embedding arrives first and waits for the exact reply, which misses.
+    let mut f = Flow::new(policy(serde_json::json!({})));
+    let none = |_: &str| None;
+    f.on_request_headers(&headers("POST", PATH, &none));
+    f.on_request_body(&body("hello", serde_json::json!({})), PATH);
+    let step = f.on_embed_reply(Some((200, EMBED_OK)));
+    assert_eq!((step.cmds.len(), step.next), (0, Next::Wait));
+    let step = f.on_redis_reply(Some(&redis(NIL4)), 1);
+    assert!(matches!(step.cmds.as_slice(), [Command::Redis(p)] if String::from_utf8_lossy(p).contains("FT.SEARCH")));
+    // An embedding failure first: the exact reply still answers a hit.
+    let mut f = Flow::new(policy(serde_json::json!({})));
+    f.on_request_headers(&headers("POST", PATH, &none));
+    f.on_request_body(&body("hello", serde_json::json!({})), PATH);
+    assert_eq!(f.on_embed_reply(None).next, Next::Wait);
+    let reply = format!("*4\r\n{}{}{}{}", bulk(COMPLETION), bulk("application/json"), bulk("100"), bulk("gpt"));
+    let Step { cmds, .. } = f.on_redis_reply(Some(&redis(&reply)), 130);
+    assert!(respond_headers(&cmds).is_some());
+}
+
+#[test]
+fn local_cheap_embedding_puts_exact_and_knn_in_one_pipeline() {
+    if !LOCAL_EMBED_IS_CHEAP {
+        return;
+    }
+    let p = policy(serde_json::json!({"embedding": {"provider": "local", "dimensions": 2}}));
+    let mut f = Flow::new(p);
+    let none = |_: &str| None;
+    f.on_request_headers(&headers("POST", PATH, &none));
+    let cmds = f.on_request_body(&body("hello", serde_json::json!({})), PATH).cmds;
+    assert!(matches!(cmds.as_slice(), [Command::EmbedLocal(t)] if t == "hello"));
+    let Step { cmds, next } = f.on_embedding(Ok(vec![0.6, 0.8]));
+    assert_eq!(next, Next::Wait);
+    let [Command::Redis(p)] = cmds.as_slice() else { panic!("{cmds:?}") };
+    let p = String::from_utf8_lossy(p);
+    assert!(p.find("HMGET").is_some_and(|h| p.find("FT.SEARCH").is_some_and(|s| h < s)), "{p}");
+    // Exact miss + KNN hit, in one reply.
+    let reply = format!("{NIL4}{}+OK\r\n", search_reply("0.01"));
+    let Step { cmds, .. } = f.on_redis_reply(Some(reply.as_bytes()), 200);
+    assert_eq!(header(respond_headers(&cmds).expect("hit"), MATCH_HEADER), Some("semantic"));
 }

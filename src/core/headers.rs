@@ -6,6 +6,8 @@ pub const STATUS_HEADER: &str = "x-cache-status";
 pub const MATCH_HEADER: &str = "x-cache-match";
 pub const DISTANCE_HEADER: &str = "x-cache-distance";
 pub const REASON_HEADER: &str = "x-cache-bypass-reason";
+/// On a MISS whose semantic candidates were all refused by the verifier: the nearest one's reason.
+pub const REFUSED_HEADER: &str = "x-cache-refused";
 pub const THRESHOLD_HEADER: &str = "x-semantic-threshold";
 pub const KEY_HEADER: &str = "x-semantic-cache-key";
 pub const OVERRIDES_HEADER: &str = "x-settings-overrides";

@@ -7,6 +7,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use thiserror::Error;
 
+use crate::core::verify::Strictness;
+
 /// Longest TTL we accept from anyone (policy or `Cache-Control: max-age`): 30 days.
 pub const TTL_CEILING_SECS: u64 = 30 * 24 * 3600;
 
@@ -101,6 +103,10 @@ pub struct Settings {
     pub embed: EmbedOpts,
     pub partition: PartitionOpts,
     pub store: StoreOpts,
+    /// The verifier's setting for semantic candidates (`None` = off: distance alone decides).
+    pub verify: Option<Strictness>,
+    /// How many KNN candidates within the threshold are checked; the nearest that passes answers.
+    pub top_k: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -154,8 +160,18 @@ struct RawPolicy {
 }
 
 /// Keys of `RawSettings`, accepted at the top level and in every rule.
-const SETTINGS_KEYS: &[&str] =
-    &["enabled", "threshold", "maxThreshold", "ttlSeconds", "maxTtlSeconds", "embed", "partition", "store"];
+const SETTINGS_KEYS: &[&str] = &[
+    "enabled",
+    "threshold",
+    "maxThreshold",
+    "ttlSeconds",
+    "maxTtlSeconds",
+    "embed",
+    "partition",
+    "store",
+    "verify",
+    "topK",
+];
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -168,6 +184,8 @@ struct RawSettings {
     embed: Option<RawEmbedOpts>,
     partition: Option<RawPartition>,
     store: Option<RawStore>,
+    verify: Option<String>,
+    top_k: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -316,6 +334,10 @@ pub const DEFAULT_THRESHOLD: f64 = 0.1;
 /// down; see bench/quality/results.md.
 pub const DEFAULT_THRESHOLD_LOCAL: f64 = 0.008;
 pub const DEFAULT_TTL_SECS: u64 = 3600;
+/// KNN candidates checked per lookup: a trap that happens to be nearest must not hide a true
+/// paraphrase behind it (see bench/quality).
+pub const DEFAULT_TOP_K: usize = 5;
+pub const MAX_TOP_K: usize = 20;
 
 // ---------- validation ----------
 
@@ -385,6 +407,8 @@ impl TryFrom<RawPolicy> for Policy {
                 context_window: None,
             },
             store: StoreOpts { tool_calls: false, max_temperature: None },
+            verify: Some(Strictness::default()),
+            top_k: DEFAULT_TOP_K,
         };
         let defaults = apply_settings(&base, &raw.settings, "")?;
         let mut rules = Vec::with_capacity(raw.rules.len());
@@ -593,6 +617,21 @@ fn apply_settings(base: &Settings, raw: &RawSettings, at: &str) -> Result<Settin
             }
             s.store.max_temperature = m;
         }
+    }
+    if let Some(v) = &raw.verify {
+        s.verify = match v.as_str() {
+            "off" => None,
+            code => Some(
+                Strictness::from_code(code)
+                    .ok_or_else(|| PolicyError::new(&f("verify"), "must be one of strict, balanced, off"))?,
+            ),
+        };
+    }
+    if let Some(k) = raw.top_k {
+        if !(1..=MAX_TOP_K).contains(&k) {
+            return Err(PolicyError::new(&f("topK"), format!("must be between 1 and {MAX_TOP_K}")));
+        }
+        s.top_k = k;
     }
     Ok(s)
 }

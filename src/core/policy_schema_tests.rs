@@ -143,6 +143,8 @@ fn settings_value(s: &Settings, key: &str) -> Option<Value> {
         "partition.contextWindow" => json!(s.partition.context_window),
         "store.toolCalls" => json!(s.store.tool_calls),
         "store.maxTemperature" => json!(s.store.max_temperature),
+        "verify" => json!(s.verify.map_or("off", |v| v.code())),
+        "topK" => json!(s.top_k),
         _ => return None,
     })
 }
@@ -297,8 +299,8 @@ fn every_enum_and_const_is_the_parsers() {
         }
         expect_rejected(&with(Scope::Top, base(), &l.path, json!("not-a-listed-value")), &name, &name);
     }
-    // provider's four values and vectorStore.type's one
-    assert_eq!(checked, 5);
+    // provider's four values, vectorStore.type's one, verify's three
+    assert_eq!(checked, 8);
 }
 
 #[test]
@@ -328,7 +330,10 @@ fn required_fields_are_required() {
     assert_eq!(deps, &json!({"username": ["password"]}));
     let user = with(Scope::Top, base(), &["vectorStore".into(), "username".into()], json!("u"));
     expect_rejected(&user, "vectorStore.password", "username without password");
-    expect_accepted(&with(Scope::Top, user, &["vectorStore".into(), "password".into()], json!("p")), "username + password");
+    expect_accepted(
+        &with(Scope::Top, user, &["vectorStore".into(), "password".into()], json!("p")),
+        "username + password",
+    );
 }
 
 #[test]
@@ -377,11 +382,17 @@ fn min_lengths_and_patterns_are_the_parsers() {
     }
     // the url pattern keeps user info out of the authority, as the parser does
     let url = vec!["embedding".to_string(), "url".to_string()];
-    assert_eq!(top_leaves().iter().find(|l| l.path == url).map(|l| l.schema["pattern"].clone()), Some(json!("^https?://[^/@]+(/|$)")));
+    assert_eq!(
+        top_leaves().iter().find(|l| l.path == url).map(|l| l.schema["pattern"].clone()),
+        Some(json!("^https?://[^/@]+(/|$)"))
+    );
     expect_rejected(&with(top, base(), &url, json!("http://user@emb/v1")), "embedding.url", "url with user info");
     expect_accepted(&with(top, base(), &url, json!("https://emb")), "url without a path");
     // header names are lowercased by the parser, so the schema allows capitals
-    let p = expect_accepted(&with(top, base(), &["embedding".into(), "authHeader".into()], json!("X-Api-Key")), "authHeader");
+    let p = expect_accepted(
+        &with(top, base(), &["embedding".into(), "authHeader".into()], json!("X-Api-Key")),
+        "authHeader",
+    );
     assert_eq!(p.embedding.auth_header, "x-api-key");
     // rule name (minLength 1, pattern \S: not only spaces) and match paths (pattern ^/)
     let rule = schema()["$defs"]["rule"]["properties"]["name"].clone();
@@ -403,6 +414,9 @@ fn min_lengths_and_patterns_are_the_parsers() {
 fn rule_settings_are_the_top_level_settings() {
     let s = schema();
     for k in SETTINGS_KEYS {
-        assert_eq!(s["$defs"]["rule"]["properties"][k], s["properties"][k], "rule field {k} differs from the top level");
+        assert_eq!(
+            s["$defs"]["rule"]["properties"][k], s["properties"][k],
+            "rule field {k} differs from the top level"
+        );
     }
 }

@@ -31,6 +31,8 @@ pub struct FakeHost {
     /// What `call_response` returns for the call being answered.
     pub call_reply: RefCell<Option<(u16, Vec<u8>)>>,
     pub fail_dispatch: Cell<bool>,
+    /// Clusters whose dispatches fail (beside `fail_dispatch`, which fails them all).
+    pub fail_dispatch_to: RefCell<Vec<String>>,
     pub queue_ok: Cell<bool>,
     pub queue: RefCell<VecDeque<Vec<u8>>>,
     pub now: Cell<SystemTime>,
@@ -46,6 +48,7 @@ impl Default for FakeHost {
             buffers: RefCell::default(),
             call_reply: RefCell::default(),
             fail_dispatch: Cell::new(false),
+            fail_dispatch_to: RefCell::default(),
             queue_ok: Cell::new(true),
             queue: RefCell::default(),
             now: Cell::new(UNIX_EPOCH + Duration::from_secs(1_000)),
@@ -103,7 +106,7 @@ impl Host for FakeHost {
     }
 
     fn dispatch(&self, call: &HttpCall) -> Result<u32, HostError> {
-        if self.fail_dispatch.get() {
+        if self.fail_dispatch.get() || self.fail_dispatch_to.borrow().iter().any(|c| c == call.cluster) {
             self.push(Event::DispatchFailed { cluster: call.cluster.to_string() });
             return Err(HostError("BadArgument".into()));
         }

@@ -50,10 +50,21 @@ fn chat_stream(host: &FakeHost, root: &Root<FakeHost>) -> Stream<FakeHost> {
 
 /// The token and body of the only dispatch among `events`.
 fn dispatched(events: &[Event]) -> (u32, String) {
+    dispatched_where(events, |_| true)
+}
+
+/// The token and body of the only dispatch to `cluster` among `events`.
+fn dispatched_to(events: &[Event], cluster: &str) -> (u32, String) {
+    dispatched_where(events, |c| c == cluster)
+}
+
+fn dispatched_where(events: &[Event], pick: impl Fn(&str) -> bool) -> (u32, String) {
     let d: Vec<_> = events
         .iter()
         .filter_map(|e| match e {
-            Event::Dispatch { token, body, .. } => Some((*token, String::from_utf8_lossy(body).to_string())),
+            Event::Dispatch { token, body, cluster } if pick(cluster) => {
+                Some((*token, String::from_utf8_lossy(body).to_string()))
+            }
             _ => None,
         })
         .collect();
@@ -124,7 +135,9 @@ fn exact_hit_is_a_local_reply_and_the_request_stays_paused() {
     let (host, root) = configured(POLICY);
     let mut s = chat_stream(&host, &root);
     assert_eq!(s.on_request_body(BODY.len(), true), Action::Pause);
-    let (token, body) = dispatched(&host.take());
+    let events = host.take();
+    let (token, body) = dispatched_to(&events, "redis");
+    let (embed_token, _) = dispatched_to(&events, "embedding");
     assert!(body.contains("HMGET"));
     let hit = format!("*4\r\n{}{}{}{}", bulk(COMPLETION), bulk("application/json"), bulk("900"), bulk("gpt"));
     let events = answer(&host, &mut s, token, Some(redis(&hit)));
@@ -137,6 +150,9 @@ fn exact_hit_is_a_local_reply_and_the_request_stays_paused() {
     assert!(String::from_utf8_lossy(body).contains("Hi there"));
     assert!(events.contains(&Event::Count(Metric::HitExact)));
     assert!(!events.contains(&Event::Resume), "a local reply must not resume the request upstream");
+    // The embedding sent beside the exact lookup answers late: ignored, and still no resume.
+    let events = answer(&host, &mut s, embed_token, Some((200, EMBED_OK.as_bytes().to_vec())));
+    assert!(!events.contains(&Event::Resume), "{events:?}");
     // The local reply passes through the response callbacks: nothing added, nothing captured.
     s.on_response_headers(false);
     assert!(set_headers(&host.take()).is_empty());
@@ -147,15 +163,15 @@ fn stray_token_is_ignored_and_keeps_the_pending_call() {
     let (host, root) = configured(POLICY);
     let mut s = chat_stream(&host, &root);
     s.on_request_body(BODY.len(), true);
-    let (token, _) = dispatched(&host.take());
+    let events = host.take();
+    let (token, _) = dispatched_to(&events, "redis");
+    let (embed_token, _) = dispatched_to(&events, "embedding");
     let events = answer(&host, &mut s, token + 7, Some(redis(NIL4)));
     assert!(matches!(events.as_slice(), [Event::Log(crate::core::log::Level::Debug, _)]), "{events:?}");
-    // The real answer still arrives and the flow goes on (to the embedding callout).
-    let events = answer(&host, &mut s, token, Some(redis(NIL4)));
-    assert!(
-        events.iter().any(|e| matches!(e, Event::Dispatch { cluster, .. } if cluster == "embedding")),
-        "{events:?}"
-    );
+    // The real answers still arrive and the flow goes on (to the KNN search).
+    assert!(answer(&host, &mut s, token, Some(redis(NIL4))).is_empty());
+    let events = answer(&host, &mut s, embed_token, Some((200, EMBED_OK.as_bytes().to_vec())));
+    assert!(dispatched_to(&events, "redis").1.contains("FT.SEARCH"), "{events:?}");
     // The same token again is now stray.
     let events = answer(&host, &mut s, token, Some(redis(NIL4)));
     assert!(matches!(events.as_slice(), [Event::Log(crate::core::log::Level::Debug, _)]), "{events:?}");
@@ -163,13 +179,15 @@ fn stray_token_is_ignored_and_keeps_the_pending_call() {
 
 #[test]
 fn embed_dispatch_failure_in_a_callout_resumes_the_request() {
+    // The embedding dispatch fails, the exact lookup goes out; its miss ends the lookup.
     let (host, root) = configured(POLICY);
     let mut s = chat_stream(&host, &root);
-    s.on_request_body(BODY.len(), true);
-    let (token, _) = dispatched(&host.take());
-    host.fail_dispatch.set(true);
-    let events = answer(&host, &mut s, token, Some(redis(NIL4)));
+    host.fail_dispatch_to.borrow_mut().push("embedding".into());
+    assert_eq!(s.on_request_body(BODY.len(), true), Action::Pause);
+    let events = host.take();
     assert!(events.contains(&Event::DispatchFailed { cluster: "embedding".into() }));
+    let (token, _) = dispatched_to(&events, "redis");
+    let events = answer(&host, &mut s, token, Some(redis(NIL4)));
     assert!(events.contains(&Event::Count(Metric::EmbeddingError)));
     assert_eq!(events.last(), Some(&Event::Resume));
 }
@@ -181,7 +199,7 @@ fn trailers_finish_the_body() {
     assert_eq!(s.on_request_body(BODY.len() / 2, false), Action::Pause);
     assert!(host.take().is_empty());
     assert_eq!(s.on_request_trailers(), Action::Pause);
-    let (_, body) = dispatched(&host.take());
+    let (_, body) = dispatched_to(&host.take(), "redis");
     assert!(body.contains("HMGET"));
 }
 
@@ -190,8 +208,10 @@ fn miss_is_stored_through_the_root_queue() {
     let (host, mut root) = configured(POLICY);
     let mut s = chat_stream(&host, &root);
     s.on_request_body(BODY.len(), true);
-    let (t1, _) = dispatched(&host.take());
-    let (t2, _) = dispatched(&answer(&host, &mut s, t1, Some(redis(NIL4))));
+    let events = host.take();
+    let (t1, _) = dispatched_to(&events, "redis");
+    let (t2, _) = dispatched_to(&events, "embedding");
+    assert!(answer(&host, &mut s, t1, Some(redis(NIL4))).is_empty());
     let events = answer(&host, &mut s, t2, Some((200, EMBED_OK.as_bytes().to_vec())));
     assert!(events.contains(&Event::Time(Timing::EmbedMicros)));
     let (t3, search) = dispatched(&events);
