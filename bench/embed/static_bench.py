@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
+import itertools
 import json
 import subprocess
 import sys
@@ -62,10 +63,13 @@ NOUNS = ("apple bridge candle desert engine forest guitar harbor island jacket k
          "dragon falcon garden hammer igloo jungle kitten lemon magnet napkin ocean parrot").split()
 
 
+TAGS = [" ".join(c) for c in itertools.combinations(NOUNS, 3)]
+
+
 def tag(i: int) -> str:
-    """Three nouns, distinct for every i < 40**3."""
-    n = len(NOUNS)
-    return f"{NOUNS[i % n]} {NOUNS[(i // n) % n]} {NOUNS[(i // n // n) % n]}"
+    """Three distinct nouns, a different set for every i < len(TAGS) (sets, not sequences: the static model is
+    a bag of words, so a permutation would be the same prompt to it)."""
+    return TAGS[i % len(TAGS)]
 
 
 def rss_mb(pid: int) -> float:

@@ -8,7 +8,11 @@ model's own 50th / 80th percentile of its should-hit distances - the paraphrases
 pairs (side a of one pair against side b of a random other) served; and the paraphrase distance quantiles relative
 to the median distance of unrelated pairs (scale-free: lower is better). Writes static_results.json.
 
-Usage: static_compare.py [DIR ...]   (default: every .local/models/static-*/)
+With --rust, also checks that the filter's Rust code (target/release/static_embed --dump, the table compiled in,
+i.e. .local/models/static-default) gives the same token ids and vectors as the numpy reimplementation on every
+fow-cache text.
+
+Usage: static_compare.py [--rust] [DIR ...]   (default: every .local/models/static-*/)
 """
 from __future__ import annotations
 
@@ -55,8 +59,30 @@ def summary(name, rows, d, unrelated):
     return out
 
 
+def rust_check(rows) -> None:
+    import subprocess
+    subprocess.run(["cargo", "build", "--release", "--bin", "static_embed"], cwd=ROOT, check=True,
+                   capture_output=True)
+    texts = sorted({normalize_text(r[k]) for r in rows for k in ("a", "b")})
+    r = subprocess.run([str(ROOT / "target" / "release" / "static_embed"), "--dump"], cwd=ROOT, check=True,
+                       input="\n".join(json.dumps(t) for t in texts) + "\n", capture_output=True, text=True)
+    out = [json.loads(x) for x in r.stdout.splitlines()]
+    sn = StaticNumpy((ROOT / ".local" / "models" / "static-default").resolve())
+    bad_ids, worst = 0, 0.0
+    for t, o in zip(texts, out, strict=True):
+        bad_ids += o["ids"] != sn.ids(t, 128)
+        v = sn.embed(t)
+        if o["vector"] is not None:
+            worst = max(worst, float(np.abs(np.array(o["vector"], np.float32) - v).max()))
+    print(f"rust vs numpy on {len(texts)} fow-cache texts: token ids differ for {bad_ids}, "
+          f"max |vector diff| {worst:.2e}")
+
+
 def main():
     rows, _ = load_pairs()
+    if "--rust" in sys.argv:
+        sys.argv.remove("--rust")
+        rust_check(rows)
     res = json.loads((HERE / "results.json").read_text())
     ref = res["models"]["all-MiniLM-L6-v2-q8"]["caps"]["128"]["distances"]
     dirs = [Path(p) for p in sys.argv[1:]] or sorted((ROOT / ".local" / "models").glob("static-*"))
