@@ -156,6 +156,7 @@ def run(name: str, wasm: Path | None, policy_file: Path | None, redis: RedisServ
     t0 = time.monotonic()
     e.start(timeout=240)
     res["ready_s"] = round(time.monotonic() - t0, 2)
+    res["envoy_log"] = str(e.log)
     try:
         url = e.url("b")
         st, cache, _ = post(url, f"{tag(0)} {WORDS16}")
