@@ -85,7 +85,8 @@ def main():
         rust_check(rows)
     res = json.loads((HERE / "results.json").read_text())
     ref = res["models"]["all-MiniLM-L6-v2-q8"]["caps"]["128"]["distances"]
-    dirs = [Path(p) for p in sys.argv[1:]] or sorted((ROOT / ".local" / "models").glob("static-*"))
+    dirs = [Path(p) for p in sys.argv[1:]] or sorted(d for d in (ROOT / ".local" / "models").glob("static-*")
+                                                     if not d.is_symlink())
     rng = np.random.default_rng(1)
     # unrelated pairs: side a of one pair vs side b of a random other pair
     perm = rng.permutation(len(rows))

@@ -194,8 +194,7 @@ def weights(vocab: list[str], kind: str, sif: float) -> np.ndarray:
     rank = np.where(np.arange(n) >= FIRST_WORD_ID, np.arange(n) - (FIRST_WORD_ID - 1), 0).astype(np.float64)
     for i in range(FIRST_WORD_ID):  # the single characters are not frequency-ordered: a rank by kind
         t = vocab[i]
-        if not special[i]:
-            rank[i] = char_rank(t)
+        rank[i] = 1.0 if special[i] else char_rank(t)  # specials get weight 0 below
     if kind == "logrank":
         w = np.log1p(rank)
     elif kind == "sif":
