@@ -5,6 +5,7 @@
 #   2. build/semantic_cache_local.wasm  (wasm32-wasip1, +simd128, model embedded with include_bytes!)
 #   3. build/embed_server               (native OpenAI-compatible /v1/embeddings, same LocalEmbedder)
 # Idempotent: model files are only written when missing; cargo rebuilds only what changed.
+# --no-default-features: the static table of the default build (feature static-model) is not embedded here.
 #
 # Env: SEMCACHE_LOCAL_MODEL  model name (default below; see scripts/models/ for the list)
 #      SEMCACHE_MAX_TOKENS   default token cap compiled in (128; the policy's embedding.maxTokens overrides)
@@ -78,14 +79,14 @@ if [ "${SKIP_WASM:-0}" != "1" ]; then
   log "cargo build --release --target wasm32-wasip1 --features local-model --lib (model $MODEL)"
   RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+simd128" \
   CARGO_PROFILE_RELEASE_OPT_LEVEL="${SEMCACHE_WASM_OPT_LEVEL:-z}" \
-    cargo build --release --target wasm32-wasip1 --features local-model --lib
+    cargo build --release --target wasm32-wasip1 --no-default-features --features local-model,filter --lib
   cp -f "$TARGET_DIR/wasm32-wasip1/release/semantic_cache.wasm" "$ROOT/build/semantic_cache_local.wasm.tmp"
   mv -f "$ROOT/build/semantic_cache_local.wasm.tmp" "$ROOT/build/semantic_cache_local.wasm"
   log "build/semantic_cache_local.wasm: $(du -h "$ROOT/build/semantic_cache_local.wasm" | cut -f1)"
 fi
 if [ "${SKIP_NATIVE:-0}" != "1" ]; then
   log "cargo build --release --features local-model --bin embed_server"
-  cargo build --release --features local-model --bin embed_server
+  cargo build --release --no-default-features --features local-model --bin embed_server
   cp -f "$TARGET_DIR/release/embed_server" "$ROOT/build/embed_server.tmp"
   mv -f "$ROOT/build/embed_server.tmp" "$ROOT/build/embed_server"
   log "build/embed_server ready (model $MODEL)"

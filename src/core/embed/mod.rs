@@ -1,5 +1,7 @@
-//! Embedding: remote provider wire formats, and the in-filter model (feature `local-model`).
-// native tools only: build.rs and embed_server read a model directory's meta.json
+//! Embedding: remote provider wire formats, the in-filter static table (`static_model`, feature `static-model`
+//! embeds the table) and the in-filter transformer (feature `local-model`).
+pub mod bert_tokenizer;
+pub mod static_model;
 #[cfg(feature = "local-model")]
 pub mod local;
 #[cfg(not(target_arch = "wasm32"))]
