@@ -78,7 +78,11 @@ fn static_model() {
     let dir = match std::env::var("SEMCACHE_STATIC_DIR") {
         Ok(d) if !d.is_empty() => {
             let p = PathBuf::from(d);
-            if p.is_absolute() { p } else { manifest.join(p) }
+            if p.is_absolute() {
+                p
+            } else {
+                manifest.join(p)
+            }
         }
         _ => manifest.join(".local/models/static-default"),
     };

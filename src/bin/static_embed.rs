@@ -10,7 +10,9 @@ use std::time::Instant;
 use semantic_cache::core::embed::static_model::StaticEmbedder;
 
 fn usage() -> ! {
-    eprintln!("usage: static_embed (--dump | --bench N) [--max-tokens N]  (texts as JSON strings, one a line, on stdin)");
+    eprintln!(
+        "usage: static_embed (--dump | --bench N) [--max-tokens N]  (texts as JSON strings, one a line, on stdin)"
+    );
     std::process::exit(2)
 }
 

@@ -312,8 +312,9 @@ impl Flow {
         match self.policy.embedding.provider {
             // Exact and KNN go in one pipeline after the (microseconds) embedding.
             Provider::Local if LOCAL_EMBED_IS_CHEAP => self.start_embedding(req),
-            // An expensive in-filter model only runs when the exact tier missed.
-            Provider::Local => {
+            // An expensive in-filter model only runs when the exact tier missed, and so does a
+            // remote one when the policy says so (no embedding spend on exact hits).
+            p if p == Provider::Local || !self.policy.embedding.parallel => {
                 self.state = State::ExactLookup(req);
                 Step::wait(vec![Command::Redis(exact)])
             }

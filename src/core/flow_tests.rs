@@ -448,3 +448,17 @@ fn local_cheap_embedding_puts_exact_and_knn_in_one_pipeline() {
     let Step { cmds, .. } = f.on_redis_reply(Some(reply.as_bytes()), 200);
     assert_eq!(header(respond_headers(&cmds).expect("hit"), MATCH_HEADER), Some("semantic"));
 }
+
+#[test]
+fn serial_lookup_embeds_only_after_the_exact_miss() {
+    let p =
+        policy(serde_json::json!({"embedding": {"provider": "openai-compatible", "url": "http://emb:9/v1/embeddings",
+        "model": "e", "dimensions": 2, "parallel": false}}));
+    let mut f = Flow::new(p);
+    let none = |_: &str| None;
+    f.on_request_headers(&headers("POST", PATH, &none));
+    let cmds = f.on_request_body(&body("hello", serde_json::json!({})), PATH).cmds;
+    assert!(matches!(cmds.as_slice(), [Command::Redis(p)] if String::from_utf8_lossy(p).contains("HMGET")));
+    let cmds = f.on_redis_reply(Some(&redis(NIL4)), 1).cmds;
+    assert!(matches!(cmds.as_slice(), [Command::Embed(_)]), "{cmds:?}");
+}

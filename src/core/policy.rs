@@ -58,6 +58,9 @@ pub struct Embedding {
     pub dimensions: usize,
     pub timeout_ms: u64,
     pub max_tokens: usize,
+    /// Remote providers: send the embedding request beside the exact lookup, so a miss costs
+    /// max(exact, embedding) + KNN; an exact hit then pays for an embedding it does not use.
+    pub parallel: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -203,6 +206,8 @@ struct RawEmbedding {
     timeout_ms: u64,
     #[serde(default = "d_max_tokens")]
     max_tokens: usize,
+    #[serde(default = "d_true")]
+    parallel: bool,
 }
 
 #[derive(Deserialize)]
@@ -307,6 +312,9 @@ fn d_embed_cluster() -> String {
 }
 fn d_embed_timeout() -> u64 {
     3000
+}
+fn d_true() -> bool {
+    true
 }
 fn d_max_tokens() -> usize {
     128
@@ -490,6 +498,7 @@ fn validate_embedding(e: RawEmbedding) -> Result<Embedding, PolicyError> {
         dimensions: e.dimensions,
         timeout_ms: e.timeout_ms,
         max_tokens: e.max_tokens,
+        parallel: e.parallel,
     })
 }
 

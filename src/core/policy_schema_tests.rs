@@ -169,6 +169,7 @@ fn parsed_value(p: &Policy, scope: Scope, path: &[String]) -> Option<Value> {
         "embedding.dimensions" => json!(e.dimensions),
         "embedding.timeoutMs" => json!(e.timeout_ms),
         "embedding.maxTokens" => json!(e.max_tokens),
+        "embedding.parallel" => json!(e.parallel),
         "vectorStore.cluster" => json!(s.cluster),
         "vectorStore.username" => json!(s.username),
         "vectorStore.password" => json!(s.password),

@@ -60,9 +60,9 @@ mod imp {
     }
 
     pub fn check() -> Result<String, String> {
-        StaticEmbedder::embedded_model_name()
-            .map(str::to_string)
-            .ok_or_else(|| "this build has no embedded static model (run scripts/build-static.sh, then `make build`)".to_string())
+        StaticEmbedder::embedded_model_name().map(str::to_string).ok_or_else(|| {
+            "this build has no embedded static model (run scripts/build-static.sh, then `make build`)".to_string()
+        })
     }
 
     fn load(max_tokens: usize, dims: usize) -> Result<StaticEmbedder<'static>, String> {

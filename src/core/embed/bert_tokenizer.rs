@@ -209,8 +209,7 @@ mod tests {
         let mut bad = Vec::new();
         for case in &cases {
             let text = case["text"].as_str().unwrap();
-            let want: Vec<u32> =
-                case["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+            let want: Vec<u32> = case["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
             let got = t.token_ids(text, usize::MAX);
             if got != want {
                 bad.push(format!("{text:?}\n  want {want:?}\n  got  {got:?}"));

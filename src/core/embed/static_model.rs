@@ -79,7 +79,12 @@ fn read_u32(b: &[u8], at: usize) -> Result<u32, StaticEmbedError> {
 
 impl<'a> StaticEmbedder<'a> {
     /// Loads a table and its vocabulary; `max_tokens` caps the tokens embedded per text (at least 1).
-    pub fn from_bytes(model_bin: &'a [u8], vocab_txt: &'a str, max_tokens: usize, name: &str) -> Result<Self, StaticEmbedError> {
+    pub fn from_bytes(
+        model_bin: &'a [u8],
+        vocab_txt: &'a str,
+        max_tokens: usize,
+        name: &str,
+    ) -> Result<Self, StaticEmbedError> {
         if model_bin.len() < HEADER || &model_bin[..8] != MAGIC {
             return Err(StaticEmbedError::Format("not a SEMSTAT1 file".into()));
         }
@@ -94,7 +99,10 @@ impl<'a> StaticEmbedder<'a> {
             return Err(StaticEmbedError::Format("size overflows".into()));
         };
         if model_bin.len() != end {
-            return Err(StaticEmbedError::Format(format!("{} bytes, expected {end} for {vocab} x {dims}", model_bin.len())));
+            return Err(StaticEmbedError::Format(format!(
+                "{} bytes, expected {end} for {vocab} x {dims}",
+                model_bin.len()
+            )));
         }
         let scales: Vec<f32> = model_bin[HEADER..scales_end]
             .chunks_exact(4)
@@ -105,7 +113,10 @@ impl<'a> StaticEmbedder<'a> {
         }
         let tokenizer = BertTokenizer::from_vocab_txt(vocab_txt)?;
         if tokenizer.vocab_size() != vocab {
-            return Err(StaticEmbedError::Vocab(format!("{} tokens, the table has {vocab} rows", tokenizer.vocab_size())));
+            return Err(StaticEmbedError::Vocab(format!(
+                "{} tokens, the table has {vocab} rows",
+                tokenizer.vocab_size()
+            )));
         }
         Ok(Self {
             tokenizer,
@@ -242,7 +253,10 @@ mod tests {
         let n = VOCAB.lines().count();
         let good = table(n, 4);
         assert!(matches!(StaticEmbedder::from_bytes(b"nope", VOCAB, 8, "t"), Err(StaticEmbedError::Format(_))));
-        assert!(matches!(StaticEmbedder::from_bytes(&good[..good.len() - 1], VOCAB, 8, "t"), Err(StaticEmbedError::Format(_))));
+        assert!(matches!(
+            StaticEmbedder::from_bytes(&good[..good.len() - 1], VOCAB, 8, "t"),
+            Err(StaticEmbedError::Format(_))
+        ));
         let small = table(n - 1, 4);
         assert!(matches!(StaticEmbedder::from_bytes(&small, VOCAB, 8, "t"), Err(StaticEmbedError::Vocab(_))));
         let mut huge = MAGIC.to_vec();
