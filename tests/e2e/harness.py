@@ -460,7 +460,7 @@ class EnvoyProcess:
 # ------------------------------------------------------------------------------------------------
 def policy_for(site: str, embed, *, threshold: float = 0.15, ttl: int = 3600, cluster: str = "embedding",
                provider: str | None = None, timeout_ms: int = 4000, model: str = "standin-embed",
-               **extra) -> dict:
+               parallel: bool | None = None, **extra) -> dict:
     """A complete policy pointing at an embedding stand-in, with its own index and key prefix
     (prefixes never overlap between sites)."""
     provider = provider or {"openai": "openai-compatible", "azure": "azure-openai", "mistral": "mistral"}[embed.flavor]
@@ -482,6 +482,8 @@ def policy_for(site: str, embed, *, threshold: float = 0.15, ttl: int = 3600, cl
         "threshold": threshold,
         "ttlSeconds": ttl,
     }
+    if parallel is not None:
+        p["embedding"]["parallel"] = parallel
     for k, v in extra.items():
         p[k] = v
     return p

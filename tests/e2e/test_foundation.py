@@ -90,7 +90,7 @@ def test_miss_then_exact_hit(envoy, llm, embed_openai, redis_server):
 
 def test_paraphrase_hits_unrelated_misses(envoy, llm, redis_server):
     original = "Explain how photosynthesis converts sunlight into chemical energy"
-    paraphrase = "Briefly explain how photosynthesis converts sunlight into chemical energy"
+    paraphrase = "Explain how photosynthesis actually converts sunlight into chemical energy"
     unrelated = "Recommend a good recipe for sourdough pizza dough"
     # preconditions on the stand-in geometry (hashed bag of words)
     d_para = cosine_distance(original, paraphrase)

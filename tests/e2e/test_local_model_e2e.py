@@ -100,7 +100,7 @@ def test_sidecar_serves_the_plain_filter(redis_server, llm, tmp_path):
             "embedding": {"provider": "openai-compatible", "url": f"http://127.0.0.1:{port}/v1/embeddings",
                           "model": "local", "dimensions": 384},
             "vectorStore": {"indexName": "sc_sidecar_idx", "keyPrefix": "sc_sidecar:"},
-            "threshold": 0.008,
+            "threshold": 0.25,
         }
         clusters = {
             "llm": static_cluster("llm", llm.port, connect_timeout="2s"),
@@ -111,9 +111,9 @@ def test_sidecar_serves_the_plain_filter(redis_server, llm, tmp_path):
         e.start()
         assert ask(e, "local", "What is the capital of France?").headers["x-cache-status"] == "MISS"
         wait_stored(redis_server, "sidecar")
-        r = ask(e, "local", "What's the capital of France?")
+        r = ask(e, "local", "Tell me the capital of France.")
         assert r.headers["x-cache-status"] == "HIT" and r.headers["x-cache-match"] == "semantic"
-        assert 0 < float(r.headers["x-cache-distance"]) <= 0.008
+        assert 0 < float(r.headers["x-cache-distance"]) <= 0.25
         assert ask(e, "local", "What is the capital of Germany?").headers["x-cache-status"] == "MISS"
     finally:
         if e:

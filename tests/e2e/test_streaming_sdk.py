@@ -251,7 +251,7 @@ def test_json_hit_from_stream_entry(envoy, llm, redis_server):
 
 def test_stream_semantic_hit(envoy, llm, redis_server):
     a = "Explain how photosynthesis converts sunlight into chemical energy"
-    b = "Briefly explain how photosynthesis converts sunlight into chemical energy"
+    b = "Explain how photosynthesis actually converts sunlight into chemical energy"
     assert 0 < cosine_distance(a, b) < THRESHOLD
     assert_status(ask(envoy, "s", body=chat_body(a, stream=True)), "MISS")
     wait_stored(redis_server, "s")
@@ -414,7 +414,7 @@ def test_sdk_stream_hit_from_json_entry_and_back(envoy, llm, redis_server):
 def test_sdk_stream_semantic_hit_headers(envoy, llm, redis_server):
     c = client(envoy)
     a = "Explain how photosynthesis converts sunlight into chemical energy"
-    b = "Briefly explain how photosynthesis converts sunlight into chemical energy"
+    b = "Explain how photosynthesis actually converts sunlight into chemical energy"
     _collect(c.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": a}], stream=True))
     wait_stored(redis_server, "s")
     raw = c.chat.completions.with_raw_response.create(model=MODEL, messages=[{"role": "user", "content": b}],
