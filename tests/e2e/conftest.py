@@ -112,12 +112,17 @@ def _reset_standins():
 
 
 @pytest.fixture
-def clean_keys(redis_server):
+def clean_keys(request, redis_server):
     """Every test of a module that uses this starts with no cache entries (index definitions stay;
-    FLUSHALL at module start and the Redis restart tests cover the "index missing" path)."""
+    FLUSHALL at module start and the Redis restart tests cover the "index missing" path).
+    Stores run after the response has gone out: a test whose last request was a MISS ends before
+    its store lands, and that entry would then show up in the next test. So the test ends only
+    when every MISS of its module's Envoy has an outcome (stored, skipped or failed)."""
     if redis_server.running:
         redis_server.delete_all_keys()
     yield
+    if "envoy" in request.fixturenames:
+        harness.settle_stores(request.getfixturevalue("envoy"))
 
 
 @pytest.fixture(scope="session")

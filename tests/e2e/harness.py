@@ -563,6 +563,18 @@ def wait_counter(envoy, name: str, at_least: int, timeout: float = 5.0) -> int:
     return v
 
 
+def settle_stores(envoy, timeout: float = 3.0) -> None:
+    """Waits until every MISS counted by `envoy` has a store outcome (store_ok, store_error or
+    store_skipped). A client that went away leaves a MISS without one: give up after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        stats = envoy.stats()
+        c = lambda n: stats.get(f"wasmcustom.semantic_cache.{n}", 0)  # noqa: E731
+        if c("miss") <= c("store_ok") + c("store_error") + c("store_skipped"):
+            return
+        time.sleep(0.02)
+
+
 def wait_stored(redis_server, site: str, n: int = 1, timeout: float = 8.0) -> list[str]:
     """Stores run after the response has gone out: wait until `n` entries exist under `sc_<site>:`."""
     deadline = time.monotonic() + timeout
