@@ -12,7 +12,6 @@ use crate::core::bypass::BypassReason;
 use crate::core::capture::{Capture, StoreRules};
 use crate::core::decision::{decide, Directives, RequestHeaders};
 use crate::core::embed::provider::{self, EmbedCall, EmbedError};
-use crate::core::embed::LOCAL_EMBED_IS_CHEAP;
 use crate::core::entry;
 use crate::core::headers::{
     bypass_headers, DISTANCE_HEADER, KEY_HEADER, MATCH_HEADER, OVERRIDES_HEADER, REFUSED_HEADER, STATUS_HEADER,
@@ -161,9 +160,6 @@ struct Pending {
 struct Search {
     req: Pending,
     vector: Vec<f32>,
-    /// The KNN pipeline also carries the exact lookup (`HMGET` first): a cheap local embedding
-    /// makes one round trip cheaper than two.
-    with_exact: bool,
     /// Set on a miss whose candidates within the threshold were all refused by the verifier
     /// (the nearest one's reason), for the `x-cache-refused` response header.
     refused: Option<Refusal>,
@@ -310,10 +306,12 @@ impl Flow {
         }
         let exact = self.pipeline(&[resp::hmget(&req.key, &ENTRY_FIELDS)]);
         match self.policy.embedding.provider {
-            // Exact and KNN go in one pipeline after the (microseconds) embedding.
-            Provider::Local if LOCAL_EMBED_IS_CHEAP => self.start_embedding(req),
-            // An expensive in-filter model only runs when the exact tier missed, and so does a
-            // remote one when the policy says so (no embedding spend on exact hits).
+            // The in-filter embedder runs only when the exact tier missed: a miss then costs
+            // exact + KNN, which for the static table (microseconds) is max(exact, embed) + KNN,
+            // and an exact hit costs one HMGET (putting the KNN in the same pipeline made exact
+            // hits pay for it: 32% of plain Envoy's rps at c=16 instead of 85%, bench/load).
+            // A remote embedder does the same when the policy says so (no embedding spend on
+            // exact hits).
             p if p == Provider::Local || !self.policy.embedding.parallel => {
                 self.state = State::ExactLookup(req);
                 Step::wait(vec![Command::Redis(exact)])
@@ -373,11 +371,11 @@ impl Flow {
             State::Racing(r) => r.req,
             other => return self.ignore(other, "embedding"),
         };
-        self.embedded(req, result, false)
+        self.embedded(req, result)
     }
 
-    /// The embedding is known (and the exact tier missed, unless `with_exact`): search.
-    fn embedded(&mut self, req: Pending, result: Result<Vec<f32>, EmbedError>, exact_missed: bool) -> Step {
+    /// The embedding is known and the exact tier missed: search.
+    fn embedded(&mut self, req: Pending, result: Result<Vec<f32>, EmbedError>) -> Step {
         let vector = match result {
             Ok(v) => v,
             Err(e) => {
@@ -396,19 +394,13 @@ impl Flow {
                 return self.bypass(reason, cmds);
             }
         };
-        // A cheap local embedding ran before any lookup: the exact one rides in the KNN pipeline.
-        let with_exact = !exact_missed && self.policy.embedding.provider == Provider::Local && LOCAL_EMBED_IS_CHEAP;
-        let search = Search { req, vector, with_exact, refused: None };
+        let search = Search { req, vector, refused: None };
         if !search.req.directives.lookup {
             return self.miss(search);
         }
         let vs = &self.policy.vector_store;
         let knn = resp::ft_search_knn(&vs.index_name, &search.req.tag, &search.vector, search.req.settings.top_k);
-        let pipeline = if with_exact {
-            self.pipeline(&[resp::hmget(&search.req.key, &ENTRY_FIELDS), knn])
-        } else {
-            self.pipeline(&[knn])
-        };
+        let pipeline = self.pipeline(&[knn]);
         self.state = State::Searching(search);
         Step::wait(vec![Command::Redis(pipeline)])
     }
@@ -460,7 +452,7 @@ impl Flow {
                 None => self.redis_failed("exact entry lacks fields"),
             },
             Ok(None) => match r.embedding.take() {
-                Some(result) => self.embedded(r.req, result, true),
+                Some(result) => self.embedded(r.req, result),
                 None => {
                     r.exact_missed = true;
                     self.state = State::Racing(Box::new(r));
@@ -472,30 +464,9 @@ impl Flow {
     }
 
     fn on_search_reply(&mut self, mut search: Search, reply: Option<&[u8]>, now: u64) -> Step {
-        let knn = if search.with_exact {
-            let replies = match self.replies(reply, 2) {
-                Ok(r) => r,
-                Err(e) => return self.redis_failed(&e),
-            };
-            let mut it = replies.into_iter();
-            let (Some(exact), Some(knn)) = (it.next(), it.next()) else {
-                return self.redis_failed("expected 2 replies");
-            };
-            match resp::parse_hmget(&exact) {
-                Ok(Some(fields)) => {
-                    return match exact_hit(fields) {
-                        Some((body, created)) => self.hit(&search.req, &body, created, None, now),
-                        None => self.redis_failed("exact entry lacks fields"),
-                    }
-                }
-                Ok(None) => knn,
-                Err(e) => return self.redis_failed(&e.to_string()),
-            }
-        } else {
-            match self.single_reply(reply) {
-                Ok(r) => r,
-                Err(e) => return self.redis_failed(&e),
-            }
+        let knn = match self.single_reply(reply) {
+            Ok(r) => r,
+            Err(e) => return self.redis_failed(&e),
         };
         match resp::parse_search_all(&knn) {
             Ok(hits) => {
@@ -547,13 +518,6 @@ impl Flow {
     fn single_reply(&self, reply: Option<&[u8]>) -> Result<resp::Reply, String> {
         let bytes = reply.ok_or("no response (timeout or connection failure)")?;
         resp::single_reply(&self.conn(), bytes).map_err(|e| e.to_string())
-    }
-
-    /// The replies of a pipeline of `n` commands (after AUTH/SELECT, before QUIT).
-    fn replies(&self, reply: Option<&[u8]>, n: usize) -> Result<Vec<resp::Reply>, String> {
-        let bytes = reply.ok_or("no response (timeout or connection failure)")?;
-        let all = resp::parse_replies(bytes).map_err(|e| e.to_string())?;
-        resp::split_exact(&self.conn(), all, n).map_err(|e| e.to_string())
     }
 
     fn redis_failed(&mut self, msg: &str) -> Step {

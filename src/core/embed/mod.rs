@@ -7,9 +7,3 @@ pub mod local;
 pub mod model_meta;
 pub mod provider;
 pub mod static_model;
-
-/// Whether the in-filter embedder of this build costs about as little as a Redis round trip (the
-/// static table: microseconds) rather than milliseconds (the transformer, feature `local-model`).
-/// A cheap one runs before the exact lookup so that exact and KNN go in one Redis pipeline; an
-/// expensive one runs only after the exact tier missed.
-pub const LOCAL_EMBED_IS_CHEAP: bool = !cfg!(feature = "local-model");
