@@ -36,6 +36,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -563,6 +564,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-chart", action="store_true")
     ap.add_argument("--out-dir", type=Path, default=ROOT / "bench")
     a = ap.parse_args(argv)
+    # SIGTERM (a killed `make bench`, a test timeout) must still stop Envoy and Redis in the finally blocks
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     a.concurrency = [int(x) for x in a.concurrency.split(",") if x.strip()]
     a.cells = [c.strip() for c in a.cells.split(",") if c.strip()]
     unknown = [c for c in a.cells if c not in CELLS]

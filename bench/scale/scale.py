@@ -30,6 +30,7 @@ import hashlib
 import json
 import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -163,7 +164,7 @@ def fill(r: redis_py.Redis, data: Data, batch: int = 500) -> dict:
                                  "ctype": "application/json", "created": now, "model": MODELS[m]})
             p.expire(key, 30 * 86400)
         p.execute()
-        if i and i % 100_000 == 0:
+        if i and i % 50_000 == 0:
             el = time.monotonic() - t0
             print(f"[scale]   {i} entries, {i / el:.0f}/s", flush=True)
     secs = time.monotonic() - t0
@@ -186,7 +187,8 @@ def make_queries(data: Data, q: int) -> list[dict]:
         v = data.near_duplicate(i) if k % 2 == 0 else data.fresh()
         mem = data.members(t, m)
         sims = data.vecs[mem] @ v
-        out.append({"vec": v, "tag": data.tag(t, m), "truth": int(mem[int(np.argmax(sims))]),
+        best = int(np.argmax(sims))
+        out.append({"vec": v, "tag": data.tag(t, m), "truth": int(mem[best]), "truth_dist": float(1 - sims[best]),
                     "partition_size": int(len(mem)), "kind": "near" if k % 2 == 0 else "fresh"})
     return out
 
@@ -205,7 +207,10 @@ def knn(r: redis_py.Redis, index: str, qs: list[dict], ef: int | None, data: Dat
         if res and res[0] >= 1:
             want = key_of.setdefault(q["truth"], PREFIX + hashlib.sha256(b"entry-%d" % q["truth"]).hexdigest())
             got = res[1].decode() if isinstance(res[1], bytes) else res[1]
-            hits += got == want
+            fields = dict(zip(res[2][::2], res[2][1::2])) if len(res) > 2 else {}
+            dist = float(fields.get(b"dist", b"inf"))
+            # entries the filter stored meanwhile (its misses) may be even closer: as good as the truth
+            hits += got == want or dist <= q["truth_dist"] + 1e-5
     a = np.array(lat)
     return {"ef_runtime": ef or 10, "knn_p50_ms": round(float(np.percentile(a, 50)), 3),
             "knn_p99_ms": round(float(np.percentile(a, 99)), 3), "knn_mean_ms": round(float(a.mean()), 3),
@@ -460,6 +465,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out-dir", type=Path, default=ROOT / "bench" / "scale")
     ap.add_argument("--tag", default="", help="suffix of the output files (scale<tag>.json)")
     a = ap.parse_args(argv)
+    # SIGTERM (a killed `make bench`, a test timeout) must still stop Envoy and Redis in the finally blocks
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if a.smoke:
         a.ef_runtime, a.hnsw_grid, a.filter_requests, a.tenants, a.topics = "10,50", "8:100", 10, 20, 50
     a.sizes = [int(x) for x in a.sizes.split(",") if x]
