@@ -407,7 +407,7 @@ def machine() -> dict:
     except Exception:  # noqa: BLE001 - informational only
         envoy_version = "?"
     try:
-        wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[0].strip()
+        wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split(" Copyright")[0].strip()
     except OSError:
         wrk_version = "?"
     load = os.getloadavg()
@@ -515,6 +515,10 @@ def markdown(res: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+SHORT = {"plain": "plain Envoy", "exact_hit": "exact HIT", "semantic_hit": "semantic HIT", "miss_default": "MISS\nin-filter",
+         "miss_sidecar": "MISS\nsidecar", "miss_remote": "MISS\nremote", "bypass": "BYPASS"}
+
+
 def chart(res: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -522,25 +526,41 @@ def chart(res: dict, path: Path) -> None:
 
     cells = [c for c in CELLS if res["cells"].get(c)]
     concs = res["params"]["concurrency"]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.8))
+    hol = res.get("head_of_line") or {}
+    fig, axes = plt.subplots(1, 3 if hol else 2, figsize=(16 if hol else 12, 4.8),
+                             gridspec_kw={"width_ratios": [3, 3, 1.6] if hol else [1, 1]})
+    ax1, ax2 = axes[0], axes[1]
     w = 0.8 / max(1, len(concs))
     for i, c in enumerate(concs):
         xs = [j + i * w for j in range(len(cells))]
-        ax1.bar(xs, [res["cells"][k].get(str(c), {}).get("rps", 0) for k in cells], w, label=f"c={c}")
-        ax2.bar(xs, [res["cells"][k].get(str(c), {}).get("p99_ms", 0) for k in cells], w, label=f"c={c}")
-    for ax, title in ((ax1, "requests/s (higher is better)"), (ax2, "p99 latency ms (log, lower is better)")):
+        rs = [res["cells"][k].get(str(c), {}) for k in cells]
+        ax1.bar(xs, [r.get("rps", 0) for r in rs], w, label=f"c={c}")
+        ax2.bar(xs, [r.get("p50_ms", 0) for r in rs], w, label=f"c={c} p50")
+        ax2.scatter(xs, [r.get("p99_ms", 0) for r in rs], marker="_", s=120, color="black",
+                    label="p99" if i == 0 else None, zorder=3)
+    for ax, title in ((ax1, "requests/s (log, higher is better)"), (ax2, "latency ms: bars p50, ticks p99 (log)")):
         ax.set_xticks([j + w * (len(concs) - 1) / 2 for j in range(len(cells))])
-        ax.set_xticklabels([CELLS[k][3].split(". ", 1)[1].replace(", ", "\n").replace(" (", "\n(") for k in cells],
-                           fontsize=7)
-        ax.set_title(title)
-        ax.legend()
-    ax1.set_yscale("log")
-    ax2.set_yscale("log")
+        ax.set_xticklabels([SHORT[k] for k in cells], fontsize=8)
+        ax.set_title(title, fontsize=10)
+        ax.set_yscale("log")
+        ax.legend(fontsize=7)
+    if hol:
+        ax3 = axes[2]
+        names = list(hol)
+        xs = range(len(names))
+        ax3.bar([x - 0.2 for x in xs], [hol[n]["bypass_alone"]["p99_ms"] for n in names], 0.4, label="alone")
+        ax3.bar([x + 0.2 for x in xs], [hol[n]["bypass_during_misses"]["p99_ms"] for n in names], 0.4,
+                label="misses at c=16")
+        ax3.set_xticks(list(xs))
+        ax3.set_xticklabels(names, fontsize=8)
+        ax3.set_yscale("log")
+        ax3.set_title("BYPASS p99 ms (head-of-line)", fontsize=10)
+        ax3.legend(fontsize=7)
     m = res["machine"]
     fig.suptitle(f"Semantic cache under load (wrk), {m['date_utc']}, {m['cores']} shared cores, Envoy --concurrency "
                  f"{res['params']['envoy_concurrency']}", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
