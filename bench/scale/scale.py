@@ -469,6 +469,41 @@ def run_size(n: int, a: argparse.Namespace, save=lambda out: None) -> dict:
     return out
 
 
+def run_attached(n: int, a: argparse.Namespace) -> dict:
+    """Measure an index another run of this script is still building (--attach-port/--attach-index), e.g.
+    HNSW over 1M entries that would not finish in time: latency and recall of what is indexed so far."""
+    data = Data(n, a.tenants, a.topics)
+    r = redis_py.Redis(port=a.attach_port, socket_timeout=600, protocol=2)
+    probe = [0, min(a.tenants - 1, 30)]
+    for t in probe:  # the tags the filter computed for the probe tenants, as that run stored them
+        j = int(data.members(t, 0)[0])
+        data.tags[(t, 0)] = r.hget(PREFIX + hashlib.sha256(b"entry-%d" % j).hexdigest(), "partition").decode()
+    info = ft_info(r, a.attach_index)
+    out = {"entries": n, "attached": a.attach_index, "runs": [], "filter_path": [],
+           "percent_indexed_at_start": float(info.get("percent_indexed", 0)),
+           "vector_index_mb": round(float(info.get("vector_index_sz_mb", 0)), 1)}
+    qs = make_queries(data, a.queries)
+    for ef in a.ef_runtime:
+        res = {"entries": n, "algorithm": "HNSW", "M": 16, "EF_CONSTRUCTION": 200, "build_s": None,
+               "index": f"partially built ({float(info.get('percent_indexed', 0)):.0%} indexed)",
+               "insert_rate": None, "bytes_per_entry": None, "vector_index_mb": out["vector_index_mb"],
+               "indexed": int(float(info.get("num_docs", 0))), **knn(r, a.attach_index, qs, ef, data)}
+        out["runs"].append(res)
+        print(f"[scale] attached {a.attach_index} ({res['indexed']} indexed) EF_RUNTIME {ef}: p50 {res['knn_p50_ms']} "
+              f"ms p99 {res['knn_p99_ms']} ms recall@1 {res['recall_at_1']} largest {res['largest_partition']}", flush=True)
+    fp = FilterPath(a.attach_port, Path(a.wasm), index=a.attach_index)
+    try:
+        m = fp.measure(data, probe[0], a.filter_requests)
+    finally:
+        fp.close()
+    m.update({"state": f"{out['percent_indexed_at_start']:.0%} indexed", "tenant": probe[0],
+              "index": f"HNSW (partially built, {a.attach_index})"})
+    out["filter_path"].append(m)
+    print(f"[scale] filter path on {a.attach_index}: hit p50 {m['hit_p50_ms']} / p99 {m['hit_p99_ms']} ms, "
+          f"miss p50 {m['miss_p50_ms']} / p99 {m['miss_p99_ms']} ms ({m['hit_semantic']} hits)", flush=True)
+    return out
+
+
 def markdown(res: dict) -> str:
     m = res["machine"]
     lines = [f"Scale benchmark, {m['date_utc']}, {m['cores']} shared cores ({m['cpu']}), redis-server with "
@@ -517,6 +552,8 @@ def main(argv=None) -> int:
     ap.add_argument("--filter-requests", type=int, default=100, help="hit+miss pairs through the filter per probe")
     ap.add_argument("--no-while-indexing", dest="while_indexing", action="store_false")
     ap.add_argument("--wasm", default=str(wasm_path()))
+    ap.add_argument("--attach-port", type=int, help="measure an index being built by another run (see run_attached)")
+    ap.add_argument("--attach-index", default=VARIANT)
     ap.add_argument("--smoke", action="store_true", help="tiny grid (one HNSW variant, two EF_RUNTIME values)")
     ap.add_argument("--out-dir", type=Path, default=ROOT / "bench" / "scale")
     ap.add_argument("--tag", default="", help="suffix of the output files (scale<tag>.json)")
@@ -535,7 +572,7 @@ def main(argv=None) -> int:
         write(a, done + ([partial] if partial else []), t0)
 
     for n in a.sizes:
-        done.append(run_size(n, a, save))
+        done.append(run_attached(n, a) if a.attach_port else run_size(n, a, save))
         save(None)
     print(markdown(write(a, done, t0)))
     return 0
