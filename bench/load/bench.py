@@ -438,8 +438,11 @@ def goals(res: dict) -> list[dict]:
 
     md, ms = cells.get("miss_default", {}).get("16"), cells.get("miss_sidecar", {}).get("16")
     if md and ms and ms["rps"]:
-        r = md["rps"] / ms["rps"]
-        add("default MISS rps at c=16 >= 80% of the sidecar's", f"{r:.0%} ({md['rps']} vs {ms['rps']} rps)", r >= 0.8)
+        # answers that came back BYPASS (Redis timeout under overload) are not misses served
+        em, es = md["rps"] * md.get("expected_fraction", 1), ms["rps"] * ms.get("expected_fraction", 1)
+        r = em / es if es else 0
+        add("default MISS rps at c=16 >= 80% of the sidecar's (real misses only)",
+            f"{r:.0%} ({em:.1f} vs {es:.1f} misses/s)", r >= 0.8)
     if "default" in env:
         add("default Envoy ready <= 2 s after launch", f"{env['default']['ready_s']:.2f} s", env["default"]["ready_s"] <= 2)
         rss = max(env["default"].get("after_load", {}).get("rss_mb", 0), env["default"]["after_start"]["rss_mb"])
@@ -583,6 +586,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-hol", action="store_true", help="skip the head-of-line measurement")
     ap.add_argument("--no-chart", action="store_true")
     ap.add_argument("--out-dir", type=Path, default=ROOT / "bench")
+    ap.add_argument("--render-only", action="store_true", help="rewrite results.md/.png from results.json")
     a = ap.parse_args(argv)
     # SIGTERM (a killed `make bench`, a test timeout) must still stop Envoy and Redis in the finally blocks
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -592,6 +596,16 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown cells {unknown}")
     a.configs = {CELLS[c][0] for c in a.cells}  # head-of-line runs on those of HOL_CONFIGS that are up
+    if a.render_only:
+        res = json.loads((a.out_dir / "results.json").read_text())
+        ratios(res)
+        res["goals"] = goals(res)
+        (a.out_dir / "results.json").write_text(json.dumps(res, indent=2) + "\n")
+        (a.out_dir / "results.md").write_text(markdown(res))
+        if not a.no_chart:
+            chart(res, a.out_dir / "results.png")
+        print(markdown(res))
+        return 0
     if not shutil.which("wrk"):
         print("wrk not found: run `make install` (scripts/install.sh installs it with apt-get)", file=sys.stderr)
         return 2
