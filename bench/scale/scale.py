@@ -513,14 +513,15 @@ def markdown(res: dict) -> str:
              "KNN p50 ms | KNN p99 ms | recall@1 | largest partition: p50 ms / recall@1 |", "|---|---|---|---|---|---|---|---|---|---|"]
     for s in res["sizes"]:
         for r in s["runs"]:
-            name = r["algorithm"] + (f" M={r['M']} EFC={r['EF_CONSTRUCTION']}" if r["algorithm"] == "HNSW" else "")
+            name = r["algorithm"] + (f" M={r['M'] or 16} EFC={r['EF_CONSTRUCTION'] or 200}" if r["algorithm"] == "HNSW" else "")
+            ef = r["ef_runtime"] if r["algorithm"] == "HNSW" else None
             lp = r.get("largest_partition", {})
             if r["index"] == "filter default":
                 name += " (filter default, filled with the index present)"
             lines.append(f"| {r['entries']} | {name} | {r['insert_rate']} | {r['bytes_per_entry']} | "
-                         f"{r['vector_index_mb']} | {r['ef_runtime'] or '-'} | {r['knn_p50_ms']} | {r['knn_p99_ms']} | "
-                         f"{r['recall_at_1']} | {lp.get('knn_p50_ms', '-')} / {lp.get('recall_at_1', '-')} "
-                         f"({lp.get('entries', '?')} entries) |")
+                         f"{r['vector_index_mb']} | {ef or '-'} | {r['knn_p50_ms']} | {r['knn_p99_ms']} | "
+                         f"{r['recall_at_1']} | " + (f"{lp['knn_p50_ms']} / {lp['recall_at_1']} ({lp['entries']} entries)" if lp else "-")
+                         + " |")
     lines += ["", "Through the filter (plain .wasm, remote embedding stand-in, Envoy --concurrency 2, sequential "
               "requests; end to end: exact lookup + embedding callout + KNN [+ LLM stand-in + store on a miss]):", "",
               "| entries | index | state | partition entries | semantic HIT p50 / p99 ms | MISS p50 / p99 ms | outcomes |",
