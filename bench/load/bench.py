@@ -56,10 +56,12 @@ STANDIN_ANSWER = json.dumps({
     "choices": [{"index": 0, "message": {"role": "assistant", "content": "The stand-in answer."},
                  "logprobs": None, "finish_reason": "stop"}],
     "usage": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}})
-# The prompt the hit cells ask for. The semantic cell sends it in lower case: a different exact key,
-# the same (or a very close) vector for uncased embedders.
-HIT_PROMPT = "How do I Reset my Router to its Factory Settings without losing the Wi-Fi Password?"
-SEMANTIC_THRESHOLD = "0.05"  # x-semantic-threshold of the semantic cell (policy maxThreshold raised to it)
+# The prompt the hit cells ask for, and a rewording of it for the semantic cell: another exact key (the
+# canonical exact tier folds case, punctuation and politeness, so the wording itself differs), a very
+# close vector, and nothing a verifier refuses (same entities, numbers, negation).
+HIT_PROMPT = "How do I reset my router to its factory settings without losing the Wi-Fi password?"
+SEMANTIC_PROMPT = "How can I reset my router to its factory settings without losing the Wi-Fi password?"
+SEMANTIC_MIN_THRESHOLD = 0.05  # x-semantic-threshold of the semantic cell: at least this, never below the policy's
 
 CELLS = {  # name -> (configuration, wrk mode, what the filter must count, label)
     "plain": ("plain", "static", None, "a. plain Envoy -> stand-in (no filter)"),
@@ -192,6 +194,7 @@ class Bench:
         self.envoys: dict[str, TimedEnvoy] = {}
         self.memory: dict[str, dict] = {}
         self.keep_keys: set[str] = set()
+        self.semantic_threshold = self.default_semantic_threshold = SEMANTIC_MIN_THRESHOLD
 
     # -- set-up ----------------------------------------------------------------------------------
     def policy(self, name: str, base: dict) -> dict:
@@ -199,9 +202,9 @@ class Bench:
         vs = p.setdefault("vectorStore", {})
         vs.update({"type": "redis", "cluster": "redis", "indexName": f"bench_{name}_idx",
                    "keyPrefix": f"bench_{name}:"})
-        # the semantic cell asks for a wider threshold per request; misses keep the policy's own
-        p["maxThreshold"] = max(float(p.get("maxThreshold", 0) or 0), float(p.get("threshold", 0.1) or 0.1),
-                                float(SEMANTIC_THRESHOLD))
+        # the semantic cell may ask for a wider threshold per request; misses keep the policy's own
+        self.semantic_threshold = max(float(p.get("threshold", 0.1) or 0.1), SEMANTIC_MIN_THRESHOLD)
+        p["maxThreshold"] = max(float(p.get("maxThreshold", 0) or 0), self.semantic_threshold)
         return p
 
     def start(self) -> None:
@@ -227,6 +230,7 @@ class Bench:
         configs: dict[str, tuple[dict | None, Path | None, dict]] = {"plain": (None, None, {})}
         if "default" in a.configs:
             configs["default"] = (self.policy("default", base_policy), Path(a.wasm), {})
+            self.default_semantic_threshold = self.semantic_threshold
         if "sidecar" in a.configs:
             port = free_port()
             t0 = time.monotonic()
@@ -289,7 +293,7 @@ class Bench:
             time.sleep(0.2)
         self.keep_keys = set(self.redis.keys("bench_default:*"))
         for prompt, headers, want in ((HIT_PROMPT, {}, "exact"),
-                                      (HIT_PROMPT.lower(), {"x-semantic-threshold": SEMANTIC_THRESHOLD}, "semantic")):
+                                      (SEMANTIC_PROMPT, self.semantic_headers(), "semantic")):
             st, hs, _ = http_post(port, chat(prompt), headers)
             if hs.get("x-cache-status") != "HIT" or hs.get("x-cache-match") != want:
                 print(f"[bench] warning: the {want} cell does not hit: {st} {hs.get('x-cache-status')} "
@@ -310,10 +314,13 @@ class Bench:
         if cell == "exact_hit":
             return chat(HIT_PROMPT), {}
         if cell == "semantic_hit":
-            return chat(HIT_PROMPT.lower()), {"x-semantic-threshold": SEMANTIC_THRESHOLD}
+            return chat(SEMANTIC_PROMPT), self.semantic_headers()
         if cell == "bypass":
             return chat("A request the client does not want cached."), {"Cache-Control": "no-store"}
         return chat("Hello from the plain cell."), {}
+
+    def semantic_headers(self) -> dict:
+        return {"x-semantic-threshold": f"{self.default_semantic_threshold:.4f}"}
 
     def stats(self, config: str) -> dict[str, int]:
         e = self.envoys[config]
