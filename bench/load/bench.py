@@ -194,7 +194,7 @@ class Bench:
         self.envoys: dict[str, TimedEnvoy] = {}
         self.memory: dict[str, dict] = {}
         self.keep_keys: set[str] = set()
-        self.semantic_threshold = self.default_semantic_threshold = SEMANTIC_MIN_THRESHOLD
+        self.semantic_threshold: float | None = None
 
     # -- set-up ----------------------------------------------------------------------------------
     def policy(self, name: str, base: dict) -> dict:
@@ -202,9 +202,11 @@ class Bench:
         vs = p.setdefault("vectorStore", {})
         vs.update({"type": "redis", "cluster": "redis", "indexName": f"bench_{name}_idx",
                    "keyPrefix": f"bench_{name}:"})
-        # the semantic cell may ask for a wider threshold per request; misses keep the policy's own
-        self.semantic_threshold = max(float(p.get("threshold", 0.1) or 0.1), SEMANTIC_MIN_THRESHOLD)
-        p["maxThreshold"] = max(float(p.get("maxThreshold", 0) or 0), self.semantic_threshold)
+        # The semantic cell (default configuration only) may ask for a wider threshold per request;
+        # misses keep the policy's own. Without an explicit threshold the filter's default applies untouched.
+        if name == "default" and "threshold" in p:
+            self.semantic_threshold = max(float(p["threshold"]), SEMANTIC_MIN_THRESHOLD)
+            p["maxThreshold"] = max(float(p.get("maxThreshold", 0) or 0), self.semantic_threshold)
         return p
 
     def start(self) -> None:
@@ -230,7 +232,6 @@ class Bench:
         configs: dict[str, tuple[dict | None, Path | None, dict]] = {"plain": (None, None, {})}
         if "default" in a.configs:
             configs["default"] = (self.policy("default", base_policy), Path(a.wasm), {})
-            self.default_semantic_threshold = self.semantic_threshold
         if "sidecar" in a.configs:
             port = free_port()
             t0 = time.monotonic()
@@ -320,7 +321,8 @@ class Bench:
         return chat("Hello from the plain cell."), {}
 
     def semantic_headers(self) -> dict:
-        return {"x-semantic-threshold": f"{self.default_semantic_threshold:.4f}"}
+        t = self.semantic_threshold
+        return {"x-semantic-threshold": f"{t:.4f}"} if t is not None else {}
 
     def stats(self, config: str) -> dict[str, int]:
         e = self.envoys[config]
