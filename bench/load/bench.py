@@ -5,7 +5,7 @@ every figure is the cache's own cost, not a Python server's), and one Envoy per 
 binary, `--concurrency 2`):
 
   plain     Envoy proxying to the stand-in, no filter                                   -> cell a
-  default   the default filter build (--wasm, today build/semantic_cache_local.wasm) with
+  default   the default filter build (--wasm, target/.../semantic_cache.wasm of `make build`) with
             the default policy (--policy, envoy/policies/local.json)                    -> cells b c d g
   sidecar   the plain filter (--plain-wasm) calling build/embed_server                  -> cell e
   remote    the plain filter calling an OpenAI-compatible embedding stand-in (Python)   -> cell f
@@ -582,8 +582,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=float, default=1.0, help="seconds of unrecorded load before each cell (0: none)")
     ap.add_argument("--concurrency", default="1,16,64", help="comma-separated wrk connection counts")
     ap.add_argument("--cells", default=",".join(CELLS), help="comma-separated subset of " + ",".join(CELLS))
-    ap.add_argument("--wasm", default=os.environ.get("BENCH_WASM", str(ROOT / "build" / "semantic_cache_local.wasm")),
-                    help="the default filter build (cells b c d g)")
+    # The default build (`make build`: the static embedding table compiled in) with the `local` policy.
+    # The in-filter MiniLM instead: --wasm build/semantic_cache_local.wasm --policy envoy/policies/local-minilm.json
+    ap.add_argument("--wasm", default=os.environ.get(
+        "BENCH_WASM", str(ROOT / "target" / "wasm32-wasip1" / "release" / "semantic_cache.wasm")),
+        help="the default filter build (cells b c d g)")
     ap.add_argument("--policy", default=os.environ.get("BENCH_POLICY", str(ROOT / "envoy" / "policies" / "local.json")),
                     help="the default policy (its vectorStore names are replaced per configuration)")
     ap.add_argument("--plain-wasm", default=os.environ.get(

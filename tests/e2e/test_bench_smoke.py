@@ -19,7 +19,6 @@ import pytest
 import harness
 
 ROOT = Path(__file__).resolve().parents[2]
-LOCAL_WASM = ROOT / "build" / "semantic_cache_local.wasm"
 EMBED_SERVER = ROOT / "build" / "embed_server"
 CELLS = ["plain", "exact_hit", "semantic_hit", "miss_default", "miss_sidecar", "miss_remote", "bypass"]
 
@@ -46,8 +45,8 @@ def _require(path: Path, how: str) -> Path:
 def test_load_bench_smoke(tmp_path):
     if not shutil.which("wrk"):
         pytest.skip("wrk missing (make install)")
-    wasm = Path(os.environ.get("BENCH_WASM") or LOCAL_WASM)
-    _require(wasm, "make build-local")
+    wasm = Path(os.environ.get("BENCH_WASM") or harness.wasm_path())  # the default build
+    _require(wasm, "make build")
     _require(harness.wasm_path(), "make build")
     embed_server = Path(os.environ.get("BENCH_EMBED_SERVER") or EMBED_SERVER)
     _require(embed_server, "make build-local")
