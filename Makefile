@@ -23,7 +23,7 @@ export EMBED_PROVIDER EMBED_URL EMBED_API_KEY EMBED_MODEL EMBED_DIMENSIONS
 
 PYTEST_ARGS ?=
 
-.PHONY: help install build build-static build-local lint test test-rust test-e2e up down status bench bench-cache bench-embed bench-quality clean distclean
+.PHONY: help install build build-static build-local lint test test-rust test-e2e up down status bench bench-load bench-scale bench-cache bench-embed bench-quality eval clean distclean
 
 help:
 	@echo "make install      idempotent install into .local/ (venv, envoy, redis-server, redisearch.so)"
@@ -32,7 +32,9 @@ help:
 	@echo "make lint         cargo fmt --check, clippy -D warnings (native, all features; wasm32-wasip1)"
 	@echo "make test         install, build, lint, cargo test --all-features, pytest tests (real Envoy + Redis + wasm)"
 	@echo "make up / down    local stack: redis :$(REDIS_PORT), envoy :$(LISTEN_PORT) (admin :$(ADMIN_PORT)); state in .local/run/"
-	@echo "make bench        cache latency through Envoy vs no filter (bench/cache) + in-filter model (bench/embed)"
+	@echo "make bench        the cache under load (wrk) vs plain Envoy: bench/results.{json,md,png} (bench/load, ~6 min)"
+	@echo "make bench-scale  Redis KNN at 10k/100k(/1M) entries, HNSW vs FLAT (bench/scale; SCALE_ARGS=...)"
+	@echo "make bench-cache / bench-embed  sequential latency (bench/cache) and in-filter model (bench/embed)"
 	@echo "make bench-quality  hit / false-hit rates of the local model candidates (bench/quality, ~3 min)"
 	@echo "make clean        cargo clean, build/, .local/run/ (distclean also removes .local/)"
 
@@ -78,7 +80,15 @@ status:
 	scripts/stack.sh status
 
 # Benchmarks print ratios measured side by side in one run (never asserted in tests).
-bench: install build build-local bench-cache bench-embed
+bench: install build build-local bench-load
+
+# BENCH_LOAD_ARGS e.g. --duration 4 --concurrency 1,16 --wasm build/other.wasm (see bench/load/README.md)
+bench-load:
+	$(VENV)/bin/python bench/load/bench.py $(BENCH_LOAD_ARGS)
+
+# Not part of make test: fills Redis with up to 1M vectors (see bench/scale/README.md).
+bench-scale: install build
+	$(VENV)/bin/python bench/scale/scale.py $(SCALE_ARGS)
 
 bench-cache:
 	$(VENV)/bin/python bench/cache/bench.py $(BENCH_ARGS)

@@ -30,6 +30,19 @@ else
   log "warning: rustup not found; make sure the wasm32-wasip1 target is available"
 fi
 
+# --- wrk (load generator of `make bench`), from Debian's packages when missing ---
+if ! command -v wrk >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    SUDO=""; [ "$(id -u)" = "0" ] || SUDO="sudo"
+    log "apt-get install wrk (load generator for make bench)"
+    $SUDO apt-get update -qq >/dev/null || log "warning: apt-get update failed"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null \
+      || log "warning: could not install wrk; make bench needs it"
+  else
+    log "warning: wrk not found and no apt-get; install wrk for make bench"
+  fi
+fi
+
 # --- Python venv ---
 if [ ! -x "$VENV/bin/python" ]; then
   log "creating venv at $VENV"
