@@ -12,3 +12,4 @@ pub mod request;
 pub mod resp;
 pub mod sse;
 pub mod store_job;
+pub mod verify;
