@@ -22,7 +22,7 @@ export EMBED_PROVIDER EMBED_URL EMBED_API_KEY EMBED_MODEL EMBED_DIMENSIONS
 
 PYTEST_ARGS ?=
 
-.PHONY: help install build build-local test test-rust test-e2e up down status bench bench-cache bench-embed bench-quality clean distclean
+.PHONY: help install build build-local test test-rust test-e2e up down status bench bench-cache bench-embed bench-quality eval clean distclean
 
 help:
 	@echo "make install      idempotent install into .local/ (venv, envoy, redis-server, redisearch.so)"
@@ -32,6 +32,8 @@ help:
 	@echo "make up / down    local stack: redis :$(REDIS_PORT), envoy :$(LISTEN_PORT) (admin :$(ADMIN_PORT)); state in .local/run/"
 	@echo "make bench        cache latency through Envoy vs no filter (bench/cache) + in-filter model (bench/embed)"
 	@echo "make bench-quality  hit / false-hit rates of the local model candidates (bench/quality, ~3 min)"
+	@echo "make eval         hit / false-hit rates of the cache decision (threshold, exact tier, verifier) per category"
+	@echo "                  on fow-cache + bench/quality/data/pairs_own.jsonl; tables + PNG (bench/quality/eval_*)"
 	@echo "make clean        cargo clean, build/, .local/run/ (distclean also removes .local/)"
 
 install:
@@ -73,6 +75,11 @@ bench-embed:
 
 bench-quality:
 	$(VENV)/bin/python bench/quality/eval.py
+
+# Answer quality of the whole decision with the filter's own code (build/calibrate dump); not part of `make test`
+# (its smoke run is: tests/e2e/test_eval_smoke.py). EVAL_ARGS e.g. --embedder openai --embed-args '--url ...'.
+eval: install build-local
+	$(VENV)/bin/python bench/quality/eval_cache.py $(EVAL_ARGS)
 
 clean:
 	-scripts/stack.sh down 2>/dev/null

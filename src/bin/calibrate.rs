@@ -1,0 +1,309 @@
+//! Threshold calibration from labelled pairs, with the filter's own embedder, request parsing,
+//! canonical form and verifier (so the numbers transfer to the filter).
+//!
+//! ```text
+//! calibrate dump --pairs F.jsonl [--pairs G.jsonl ...] [EMBEDDER] [READING] [--out FILE]
+//!     one JSON line per pair: id, category, lang, route, same_answer, distance (1 - cos of the
+//!     embedded texts), context_equal (same partition context), exact_equal (same normalised text),
+//!     canonical_equal (canonical(a) == canonical(b)), verifier (null or the refusal code), bypass
+//! calibrate --pairs F.jsonl [...] --target-fh 0.01 [--route R] [--json] [EMBEDDER] [READING]
+//!     the threshold with the most hits at that false-hit rate, per configuration (embedding threshold
+//!     alone, + canonical exact tier, + verifier, + both), and a policy rule snippet
+//! EMBEDDER: --provider local|openai|azure|mistral (default local: the model built into this binary)
+//!           --url URL --api-key-env VAR --model M [--dimensions N] [--timeout-ms MS]   (providers)
+//!           [--max-tokens N]                                                            (local)
+//! READING:  --last-user-messages N (default 1) --context-window N|all (default all): as the policy's
+//!           embed.lastUserMessages and partition.contextWindow, for pairs of whole conversations
+//! ```
+//! Pairs: JSONL, `a`/`b` (or `prompt_a`/`prompt_b`) as a string or a list of chat messages, `a` the
+//! cached request and `b` the new one; `same_answer` (or `should_hit`, also "yes"/"no"); optional
+//! `id`, `category`, `route`, `lang`.
+#[path = "calibrate/embedders.rs"]
+mod embedders;
+#[path = "calibrate/pairs.rs"]
+mod pairs;
+
+use std::io::Write;
+
+use embedders::{distance, EmbedArgs, Embedder, Kind};
+use pairs::{as_request, read_pairs, Pair, ReadOpts};
+use semantic_cache::core::calibration::{best_for_target, readable_threshold, Choice, Config, Scored};
+use semantic_cache::core::verify::{canonical, verify};
+use serde_json::{json, Value};
+
+const USAGE: &str = "usage:
+  calibrate dump --pairs F.jsonl [--pairs G.jsonl] [--out FILE] [EMBEDDER] [READING]
+  calibrate --pairs F.jsonl [--pairs G.jsonl] --target-fh 0.01 [--route R] [--json] [EMBEDDER] [READING]
+EMBEDDER: --provider local|openai|azure|mistral  --url URL --api-key-env VAR --model M --dimensions N
+          --timeout-ms MS --max-tokens N (local)
+READING:  --last-user-messages N (default 1)  --context-window N|all (default all)";
+
+struct Args {
+    dump: bool,
+    pairs: Vec<String>,
+    out: Option<String>,
+    target_fh: Option<f64>,
+    route: Option<String>,
+    json: bool,
+    kind: Kind,
+    embed: EmbedArgs,
+    read: ReadOpts,
+}
+
+fn parse_args(argv: &[String]) -> Result<Args, String> {
+    let mut a = Args {
+        dump: false,
+        pairs: Vec::new(),
+        out: None,
+        target_fh: None,
+        route: None,
+        json: false,
+        kind: Kind::Local,
+        embed: EmbedArgs { timeout_ms: 30_000, ..EmbedArgs::default() },
+        read: ReadOpts { last_user_messages: 1, context_window: None },
+    };
+    let mut it = argv.iter();
+    if argv.first().map(String::as_str) == Some("dump") {
+        a.dump = true;
+        it.next();
+    }
+    while let Some(k) = it.next() {
+        let mut val = || it.next().cloned().ok_or_else(|| format!("{k} needs a value"));
+        let num = |s: String| s.parse::<usize>().map_err(|_| format!("{k}: not a number: {s}"));
+        match k.as_str() {
+            "--pairs" => a.pairs.push(val()?),
+            "--out" => a.out = Some(val()?),
+            "--target-fh" => {
+                let v = val()?;
+                let t: f64 = v.parse().map_err(|_| format!("--target-fh: not a number: {v}"))?;
+                if !(0.0..=1.0).contains(&t) {
+                    return Err("--target-fh is a rate between 0 and 1 (0.01 = 1%)".into());
+                }
+                a.target_fh = Some(t);
+            }
+            "--route" => a.route = Some(val()?),
+            "--json" => a.json = true,
+            "--provider" => {
+                let v = val()?;
+                a.kind = Kind::parse(&v).ok_or_else(|| format!("unknown provider {v}"))?;
+            }
+            "--url" => a.embed.url = Some(val()?),
+            "--api-key-env" => a.embed.api_key_env = Some(val()?),
+            "--model" => a.embed.model = Some(val()?),
+            "--dimensions" => a.embed.dimensions = Some(num(val()?)?),
+            "--max-tokens" => a.embed.max_tokens = Some(num(val()?)?),
+            "--timeout-ms" => a.embed.timeout_ms = num(val()?)? as u64,
+            "--last-user-messages" => a.read.last_user_messages = num(val()?)?.max(1),
+            "--context-window" => {
+                let v = val()?;
+                a.read.context_window = if v == "all" { None } else { Some(num(v)?) };
+            }
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    if a.pairs.is_empty() {
+        return Err("at least one --pairs file is needed".into());
+    }
+    if !a.dump && a.target_fh.is_none() {
+        return Err("--target-fh is needed (or use `calibrate dump`)".into());
+    }
+    Ok(a)
+}
+
+/// Everything measured for one pair.
+struct Measured {
+    pair: Pair,
+    distance: Option<f64>,
+    context_equal: bool,
+    exact_equal: bool,
+    canonical_equal: bool,
+    verifier: Option<&'static str>,
+    bypass: Option<&'static str>,
+}
+
+impl Measured {
+    fn scored(&self) -> Scored {
+        Scored {
+            should_hit: self.pair.should_hit,
+            distance: if self.context_equal && self.bypass.is_none() { self.distance } else { None },
+            exact_equal: self.exact_equal,
+            canonical_equal: self.canonical_equal,
+            verified: self.verifier.is_none(),
+        }
+    }
+
+    fn row(&self) -> Value {
+        json!({
+            "id": self.pair.id, "category": self.pair.category, "lang": self.pair.lang,
+            "route": self.pair.route, "same_answer": self.pair.should_hit,
+            "distance": self.distance, "context_equal": self.context_equal, "exact_equal": self.exact_equal,
+            "canonical_equal": self.canonical_equal, "verifier": self.verifier, "bypass": self.bypass,
+        })
+    }
+}
+
+fn measure(p: Pair, emb: &mut Embedder, read: ReadOpts) -> Result<Measured, String> {
+    let (ra, rb) = match (as_request(&p.a, read), as_request(&p.b, read)) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(r), _) | (_, Err(r)) => {
+            return Ok(Measured {
+                pair: p,
+                distance: None,
+                context_equal: false,
+                exact_equal: false,
+                canonical_equal: false,
+                verifier: None,
+                bypass: Some(r),
+            })
+        }
+    };
+    let va = emb.embed(&ra.embed_text).map_err(|e| format!("{}: embedding a: {e}", p.id))?;
+    let vb = emb.embed(&rb.embed_text).map_err(|e| format!("{}: embedding b: {e}", p.id))?;
+    // `b` is the new request, `a` the cached candidate.
+    let verifier = verify(&rb.embed_text, &ra.embed_text).err().map(|r| r.code());
+    Ok(Measured {
+        distance: Some(distance(&va, &vb)),
+        context_equal: ra.context == rb.context,
+        exact_equal: ra.embed_text == rb.embed_text,
+        canonical_equal: canonical(&ra.embed_text) == canonical(&rb.embed_text),
+        verifier,
+        bypass: None,
+        pair: p,
+    })
+}
+
+fn load(a: &Args) -> Result<Vec<Pair>, String> {
+    let mut all = Vec::new();
+    for f in &a.pairs {
+        let text = std::fs::read_to_string(f).map_err(|e| format!("{f}: {e}"))?;
+        all.extend(read_pairs(f, &text).map_err(|e| e.to_string())?);
+    }
+    if let Some(r) = &a.route {
+        all.retain(|p| p.route.as_deref() == Some(r.as_str()));
+    }
+    if all.is_empty() {
+        return Err("no pairs (check --pairs and --route)".into());
+    }
+    Ok(all)
+}
+
+fn pct(n: usize, d: usize) -> String {
+    if d == 0 {
+        "-".into()
+    } else {
+        format!("{:.1}% ({n}/{d})", 100.0 * n as f64 / d as f64)
+    }
+}
+
+fn run(a: Args) -> Result<(), String> {
+    let pairs = load(&a)?;
+    let mut emb = embedders::open(a.kind, &a.embed)?;
+    let mut measured = Vec::with_capacity(pairs.len());
+    for p in pairs {
+        measured.push(measure(p, &mut emb, a.read)?);
+    }
+    if a.dump {
+        let mut out: Box<dyn Write> = match &a.out {
+            Some(f) => Box::new(std::fs::File::create(f).map_err(|e| format!("{f}: {e}"))?),
+            None => Box::new(std::io::stdout().lock()),
+        };
+        for m in &measured {
+            writeln!(out, "{}", m.row()).map_err(|e| e.to_string())?;
+        }
+        eprintln!("calibrate: {} pairs, {} embeddings with {}", measured.len(), emb.calls, emb.name());
+        return Ok(());
+    }
+    let target = a.target_fh.unwrap_or(0.01);
+    let scored: Vec<Scored> = measured.iter().map(Measured::scored).collect();
+    let rows: Vec<(Config, Choice, f64)> = Config::ALL
+        .iter()
+        .map(|&c| {
+            let ch = best_for_target(&scored, c, target);
+            let t = readable_threshold(&scored, c, &ch);
+            (c, ch, t)
+        })
+        .collect();
+    // The filter always has the exact tier: choose between verifier on and off, on when it serves
+    // at least as many (it also guards against trap kinds this file lacks).
+    let pick = |v: bool| rows.iter().find(|(c, ..)| c.exact_tier && c.verifier == v);
+    let chosen = match (pick(true), pick(false)) {
+        (Some(on), Some(off)) if off.1.point.hits > on.1.point.hits => off,
+        (Some(on), _) => on,
+        _ => return Err("no configuration".into()),
+    };
+    let name = a.route.clone().unwrap_or_else(|| "calibrated".into());
+    let matcher = match &a.route {
+        Some(r) => json!({"routeName": r}),
+        None => json!({"pathPrefix": "/"}),
+    };
+    let snippet = json!({"rules": [{"name": name, "match": matcher, "threshold": chosen.2,
+        "verify": chosen.0.verifier}]});
+    let positives = scored.iter().filter(|s| s.should_hit).count();
+    if a.json {
+        let configs: Vec<Value> = rows
+            .iter()
+            .map(|(c, ch, t)| {
+                json!({"config": c.label(), "exact_tier": c.exact_tier, "verifier": c.verifier, "threshold": t,
+                    "hits": ch.point.hits, "positives": ch.point.positives, "false_hits": ch.point.false_hits,
+                    "traps": ch.point.traps, "hit_rate": ch.point.hit_rate(), "fh_rate": ch.point.fh_rate(),
+                    "limit": ch.limit})
+            })
+            .collect();
+        let out = json!({"embedder": emb.name(), "pairs": scored.len(), "positives": positives,
+            "traps": scored.len() - positives, "target_fh": target, "route": a.route, "configs": configs,
+            "snippet": snippet});
+        println!("{out}");
+        return Ok(());
+    }
+    println!(
+        "calibrate: {} pairs ({} should-hit, {} must-not-hit), embedder {}, route {}",
+        scored.len(),
+        positives,
+        scored.len() - positives,
+        emb.name(),
+        a.route.as_deref().unwrap_or("(all)")
+    );
+    println!("target false-hit rate <= {:.2}%", target * 100.0);
+    println!("{:<26} {:>10}  {:<18} {:<18} {}", "configuration", "threshold", "hit rate", "false-hit rate", "same result up to");
+    for (c, ch, t) in &rows {
+        let lim = ch.limit.map_or("(any)".to_string(), |l| format!("< {l:.4}"));
+        println!(
+            "{:<26} {:>10.4}  {:<18} {:<18} {}",
+            c.label(),
+            t,
+            pct(ch.point.hits, ch.point.positives),
+            pct(ch.point.false_hits, ch.point.traps),
+            lim
+        );
+    }
+    println!(
+        "chosen: {} (threshold {}, hit rate {}, false-hit rate {})",
+        chosen.0.label(),
+        chosen.2,
+        pct(chosen.1.point.hits, chosen.1.point.positives),
+        pct(chosen.1.point.false_hits, chosen.1.point.traps)
+    );
+    println!("policy rule snippet:");
+    println!("{snippet}");
+    println!("(picked on these pairs: confirm on traffic of your own before you loosen it further)");
+    Ok(())
+}
+
+fn main() {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let args = match parse_args(&argv) {
+        Ok(a) => a,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("calibrate: {e}");
+            }
+            eprintln!("{USAGE}");
+            std::process::exit(2)
+        }
+    };
+    if let Err(e) = run(args) {
+        eprintln!("calibrate: {e}");
+        std::process::exit(1)
+    }
+}
