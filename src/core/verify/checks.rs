@@ -1,0 +1,283 @@
+//! The checks, each symmetric in its two prompts. They run cheapest and most certain first.
+use std::collections::HashMap;
+
+use super::lexicon::is_typo;
+use super::profile::{Content, Profile};
+use super::{Refusal, Strictness};
+
+/// Hard checks: numbers, units, negation, contrast, time, scope, names.
+pub(crate) fn hard(a: &Profile, b: &Profile, strictness: Strictness) -> Result<(), Refusal> {
+    if a.nums != b.nums {
+        return Err(Refusal::Number);
+    }
+    if a.units != b.units {
+        return Err(Refusal::Unit);
+    }
+    // Balanced: a heavily reworded question may say the same thing with or without a negator
+    // ("without medication" / "drug-free"); a minimal edit that adds one never does.
+    if a.negations != b.negations && (strictness == Strictness::Strict || edit_distance(&a.seq, &b.seq) <= NEGATION_EDITS_BALANCED) {
+        return Err(Refusal::Negation);
+    }
+    if contrast(a, b) || prefixed_opposite(a, b) || prefixed_opposite(b, a) {
+        return Err(Refusal::Contrast);
+    }
+    // Time and scope: one prompt with a class the other lacks, while the other has a class of its
+    // own (today / tomorrow, adults / children), is another question. A class on one side only is a
+    // qualifier added: left to the minimal-edit rule, which refuses it when the rest is the same.
+    if a_only(&a.time, &b.time, a, b) && a_only(&b.time, &a.time, b, a) {
+        return Err(Refusal::Time);
+    }
+    if a_only(&a.scope, &b.scope, a, b) && a_only(&b.scope, &a.scope, b, a) {
+        return Err(Refusal::Scope);
+    }
+    if a.names.iter().any(|n| !b.has_name(n)) || b.names.iter().any(|n| !a.has_name(n)) {
+        return Err(Refusal::Entity);
+    }
+    Ok(())
+}
+
+/// Whether `x` (of profile `p`) has a class that `y` (of profile `q`) lacks, typos aside.
+fn a_only<T: Ord + AsRef<str>>(x: &std::collections::BTreeSet<T>, y: &std::collections::BTreeSet<T>, p: &Profile, q: &Profile) -> bool {
+    x.iter().any(|c| !y.contains(c) && !p.class_typoed_in(c.as_ref(), q))
+}
+
+/// Time or scope class on one side only (a qualifier added): which reason to give.
+fn one_sided(a: &Profile, b: &Profile) -> Option<Refusal> {
+    if a_only(&a.time, &b.time, a, b) || a_only(&b.time, &a.time, b, a) {
+        return Some(Refusal::Time);
+    }
+    if a_only(&a.scope, &b.scope, a, b) || a_only(&b.scope, &a.scope, b, a) {
+        return Some(Refusal::Scope);
+    }
+    None
+}
+
+/// One prompt has a word of one pole of a group, the other a word of the other pole, and neither has both.
+fn contrast(a: &Profile, b: &Profile) -> bool {
+    a.poles.difference(&b.poles).any(|&(g, p)| b.poles.difference(&a.poles).any(|&(h, q)| g == h && p != q))
+}
+
+/// "safe"/"unsafe", "legal"/"illegal", "lock"/"unlock", "refundable"/"non-refundable" and the like:
+/// a word of `a` whose negative-prefixed form is in `b`, when `a` lacks that form and `b` lacks the word.
+fn prefixed_opposite(a: &Profile, b: &Profile) -> bool {
+    const SHORT: &[&str] = &["un", "non", "dis", "mis"];
+    const LONG: &[&str] = &["in", "im", "il", "ir", "de", "des", "dés"];
+    let a_words: std::collections::HashSet<&str> = a.toks.iter().map(|t| t.w.as_str()).collect();
+    let b_words: std::collections::HashSet<&str> = b.toks.iter().map(|t| t.w.as_str()).collect();
+    let has = |p: &Profile, w: &str| if std::ptr::eq(p, a) { a_words.contains(w) } else { b_words.contains(w) };
+    for t in &b.toks {
+        let neg = t.w.as_str();
+        for pre in SHORT.iter().chain(LONG) {
+            let Some(w) = neg.strip_prefix(pre) else { continue };
+            let n = w.chars().count();
+            let min = if SHORT.contains(pre) { 4 } else { 5 };
+            if n >= min && w.chars().all(char::is_alphabetic) && has(a, w) && !has(b, w) && !has(a, neg) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// Order: the word after a relation marker ("from X to Y", "A than B", "USD to EUR") swapped between
+/// the prompts, or the same names/numbers/currencies in another order when the words are the same.
+pub(crate) fn order(a: &Profile, b: &Profile) -> Result<(), Refusal> {
+    let a_keys: std::collections::HashSet<&str> = a.content.iter().map(|c| c.key.as_str()).chain(a.key_seq.iter().chain(&a.currencies).map(String::as_str)).collect();
+    let b_keys: std::collections::HashSet<&str> = b.content.iter().map(|c| c.key.as_str()).chain(b.key_seq.iter().chain(&b.currencies).map(String::as_str)).collect();
+    // Per marker, the words that follow it on each side; a word only one side has after the marker,
+    // while the other side has it elsewhere, has changed its role.
+    for (m, x) in &a.relations {
+        let in_b = b.relations.iter().any(|(n, y)| n == m && y == x);
+        if in_b || !b_keys.contains(x.as_str()) {
+            continue;
+        }
+        let swapped = b.relations.iter().any(|(n, y)| {
+            n == m && y != x && a_keys.contains(y.as_str()) && !a.relations.iter().any(|(k, z)| k == m && z == y)
+        });
+        if swapped {
+            return Err(Refusal::Order);
+        }
+    }
+    // The same word after opposite directions: "flights to London" / "flights from London".
+    const DIRECTIONS: &[&str] = &["from", "to", "into", "onto", "toward", "towards", "desde", "hasta", "hacia", "vers", "depuis", "nach", "von"];
+    let directed = |p: &Profile, m: &str, x: &str| p.relations.iter().any(|(k, z)| k == m && z == x);
+    for (m, x) in a.relations.iter().filter(|(m, _)| DIRECTIONS.contains(&m.as_str())) {
+        for (n, y) in b.relations.iter().filter(|(n, _)| DIRECTIONS.contains(&n.as_str())) {
+            let opposite = (m == "from") != (n == "from") || (m == "desde" || m == "depuis" || m == "von") != (n == "desde" || n == "depuis" || n == "von");
+            if x == y && m != n && opposite && !directed(a, n, x) && !directed(b, m, y) {
+                return Err(Refusal::Order);
+            }
+        }
+    }
+    // Same content words in another order that is not a fronted phrase ("On the menu, what vegan
+    // options ..." is a rotation of "What vegan options ... on the menu"): a swap of roles.
+    let (ka, kb): (Vec<&str>, Vec<&str>) = (a.content.iter().map(|c| c.key.as_str()).collect(), b.content.iter().map(|c| c.key.as_str()).collect());
+    if ka != kb && ka.len() == kb.len() && sorted_keys(&a.content) == sorted_keys(&b.content) {
+        // A phrase moved as a whole ("a primary school place" / "a place at a primary school") or
+        // fronted with the sentence rebuilt around it keeps the roles; two words trading places in
+        // the same frame ("the medium for a large" / "the large for a medium") swap them.
+        let fronted = is_rotation(&ka, &kb) && skeleton(a) != skeleton(b);
+        if !fronted && !is_phrase_move(&ka, &kb) {
+            return Err(Refusal::Order);
+        }
+    }
+    if a.key_seq != b.key_seq && sorted(&a.key_seq) == sorted(&b.key_seq) && sorted_keys(&a.content) == sorted_keys(&b.content) {
+        return Err(Refusal::Order);
+    }
+    Ok(())
+}
+
+/// Whether `b` is `a` with one block of 2+ words moved past a neighbouring block (or a word moved
+/// past a block of 2+ words).
+fn is_phrase_move(a: &[&str], b: &[&str]) -> bool {
+    let n = a.len();
+    if n > PHRASE_MOVE_CAP {
+        return true;
+    }
+    for i in 0..n {
+        for j in i + 1..n {
+            for k in j + 1..=n {
+                if (j - i >= 2 || k - j >= 2) && a[..i].iter().chain(&a[j..k]).chain(&a[i..j]).chain(&a[k..]).eq(b.iter()) {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
+/// The prompt's frame: function words kept, content words as "_".
+fn skeleton(p: &Profile) -> Vec<&str> {
+    let lx = super::lexicon::lexicon();
+    p.toks
+        .iter()
+        .filter(|t| !lx.filler.contains(&t.stem))
+        .map(|t| if lx.stop.contains(t.w.as_str()) { t.w.as_str() } else { "_" })
+        .collect()
+}
+
+/// Whether `b` is `a` rotated (a block moved from the front to the back or back to front).
+fn is_rotation(a: &[&str], b: &[&str]) -> bool {
+    (0..a.len()).any(|k| a[k..].iter().chain(a[..k].iter()).eq(b.iter()))
+}
+
+fn sorted(v: &[String]) -> Vec<&str> {
+    let mut s: Vec<&str> = v.iter().map(String::as_str).collect();
+    s.sort_unstable();
+    s
+}
+
+fn sorted_keys(v: &[Content]) -> Vec<&str> {
+    let mut s: Vec<&str> = v.iter().map(|c| c.key.as_str()).collect();
+    s.sort_unstable();
+    s
+}
+
+/// Above this many content words the phrase-move search (cubic) is skipped: order is then judged by
+/// the marker relations only.
+const PHRASE_MOVE_CAP: usize = 16;
+
+/// Above this many unmatched words on each side the typo pairing is skipped (the prompts differ a lot).
+const TYPO_PAIRING_CAP: usize = 24;
+
+/// Minimal edit: traps change one or two content words, paraphrases change many. Refuses when 1-2
+/// content words were substituted (not typos, not listed synonyms) or inserted, and the rest is equal.
+pub(crate) fn minimal_edit(a: &Profile, b: &Profile, strictness: Strictness) -> Result<(), Refusal> {
+    let mut count: HashMap<&str, i32> = HashMap::new();
+    for c in &a.content {
+        *count.entry(c.key.as_str()).or_default() += 1;
+    }
+    for c in &b.content {
+        *count.entry(c.key.as_str()).or_default() -= 1;
+    }
+    let mut only_a: Vec<&Content> = Vec::new();
+    let mut only_b: Vec<&Content> = Vec::new();
+    let mut left: HashMap<&str, i32> = count.clone();
+    for c in &a.content {
+        if let Some(n) = left.get_mut(c.key.as_str()) {
+            if *n > 0 {
+                *n -= 1;
+                only_a.push(c);
+            }
+        }
+    }
+    for c in &b.content {
+        if let Some(n) = left.get_mut(c.key.as_str()) {
+            if *n < 0 {
+                *n += 1;
+                only_b.push(c);
+            }
+        }
+    }
+    let common = a.content.len() - only_a.len();
+    // Typos pair off.
+    if only_a.len() <= TYPO_PAIRING_CAP && only_b.len() <= TYPO_PAIRING_CAP {
+        let mut i = 0;
+        while i < only_a.len() {
+            if let Some(j) = only_b.iter().position(|y| is_typo(&only_a[i].surface, &y.surface)) {
+                only_a.remove(i);
+                only_b.remove(j);
+            } else {
+                i += 1;
+            }
+        }
+    }
+    let (na, nb) = (only_a.len(), only_b.len());
+    let qualifier = one_sided(a, b);
+    let qualifier_edits = match strictness {
+        Strictness::Strict => usize::MAX,
+        Strictness::Balanced => MAX_EDITS_QUALIFIER,
+    };
+    if na == 0 && nb == 0 && qualifier.is_none() {
+        return Ok(());
+    }
+    let d = edit_distance(&a.seq, &b.seq);
+    if let Some(why) = qualifier {
+        if d <= qualifier_edits {
+            return Err(why);
+        }
+    }
+    if na == 0 && nb == 0 {
+        return Ok(());
+    }
+    // Nothing in common: a rewording, unless the prompts are a word or two long ("Python?" / "Java?").
+    if common == 0 {
+        let short = a.content.len().max(b.content.len()) <= 2 && na > 0 && nb > 0;
+        return if short && d <= MAX_EDITS { Err(Refusal::Substitution) } else { Ok(()) };
+    }
+    if d > MAX_EDITS {
+        return Ok(());
+    }
+    Err(if na == 0 || nb == 0 { Refusal::Scope } else { Refusal::Substitution })
+}
+
+/// A trap is a minimal edit of its twin: at most this many word edits (after fillers are dropped).
+/// Measured on fow-cache and our own pairs: 2 lets through more traps, 4 refuses more paraphrases.
+const MAX_EDITS: usize = 3;
+
+/// Balanced: a time or scope word added on one side is refused up to this many word edits (a
+/// rewording that also adds "abroad" or "this month" passes). Strict refuses it at any distance.
+const MAX_EDITS_QUALIFIER: usize = 6;
+
+/// Balanced: a negation on one side only is refused up to this many word edits.
+const NEGATION_EDITS_BALANCED: usize = 8;
+
+/// Only the last this-many words of long prompts are aligned (the question is usually at the end).
+const ALIGN_WINDOW: usize = 64;
+
+/// Word-level Levenshtein distance; words equal when their keys match or they are typos of each other.
+fn edit_distance(a: &[Content], b: &[Content]) -> usize {
+    let a = &a[a.len().saturating_sub(ALIGN_WINDOW)..];
+    let b = &b[b.len().saturating_sub(ALIGN_WINDOW)..];
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0usize; b.len() + 1];
+    for (i, x) in a.iter().enumerate() {
+        cur[0] = i + 1;
+        for (j, y) in b.iter().enumerate() {
+            let same = x.key == y.key || (x.surface.len().abs_diff(y.surface.len()) <= 2 && is_typo(&x.surface, &y.surface));
+            cur[j + 1] = (prev[j] + usize::from(!same)).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
