@@ -59,7 +59,8 @@ def fow_pairs(tmp: Path, limit: int | None) -> Path:
     with open(out, "w") as f:
         for r in rows:
             same = bool(r["same_answer"]) and not r.get("ambiguous")
-            f.write(json.dumps({"id": r["id"], "category": r["category"], "a": r["a"], "b": r["b"],
+            cat = r["category"] + ("-ambiguous" if r.get("ambiguous") else "")
+            f.write(json.dumps({"id": r["id"], "category": cat, "a": r["a"], "b": r["b"],
                                 "same_answer": same}) + "\n")
     return out
 
@@ -188,7 +189,11 @@ def refusals(rows):
 
 
 def canonical_collisions(rows):
-    return [r["id"] for r in rows if not r["same_answer"] and r["canonical_equal"]]
+    """Must-not-hit pairs the canonical exact tier would serve (same partition, same canonical form)."""
+    return [r["id"] for r in rows if not r["same_answer"] and r["canonical_equal"] and servable(r)]
+
+
+FIXED = (0.008, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
 
 
 # ---------- report ----------
@@ -208,6 +213,7 @@ def evaluate(name, rows, default_t):
             b = best(rows, cfg, tgt)
             c[f"fh{int(tgt * 100)}"] = b
             c[f"fh{int(tgt * 100)}_categories"] = per_category(rows, cfg, b["threshold"])
+        c["fixed"] = [rates(rows, cfg, t) for t in FIXED]
         c["curve"] = curve(rows, cfg)
         res["configs"][cfg] = c
     return res
@@ -272,6 +278,9 @@ def markdown(results, default_t, embedder, transfers):
                 row.append(pct(v) + mark)
             L.append("| " + " | ".join(row) + " |")
         L.append("")
+        L += ["Fixed thresholds, hit / FH: " + "; ".join(
+            f"({cfg}) " + ", ".join(f"{p['threshold']}: {pct(p['hit_rate'])} / {pct(p['fh_rate'])}" for p in c["fixed"])
+            for cfg, c in res["configs"].items() if cfg in ("b", "d")), ""]
         if res["refusals"]:
             L += ["Verifier refusals (all pairs, any distance): " + ", ".join(
                 f"{k} {v['traps_refused']} traps / {v['should_hit_refused']} should-hit"
@@ -295,19 +304,21 @@ def plot(results, path: Path, default_t: float):
     import matplotlib.pyplot as plt
     names = [n for n in results if results[n]["servable"] > 0]
     fig, axes = plt.subplots(1, len(names), figsize=(5.2 * len(names), 4.6), squeeze=False)
-    styles = {"a": ("tab:gray", "-"), "b": ("tab:blue", "--"), "c": ("tab:orange", "-"), "d": ("tab:green", "-")}
+    # (c) and (d) often coincide: (c) is drawn wide underneath so both stay visible
+    styles = {"a": ("tab:gray", "-", 1.4), "b": ("tab:blue", "--", 1.4), "c": ("tab:orange", "-", 3.5),
+              "d": ("tab:green", "-", 1.4)}
     for ax, name in zip(axes[0], names):
         res = results[name]
         for cfg, c in res["configs"].items():
             xs = [0.0] + [p[0] for p in c["curve"]]
             ys = [0.0] + [p[1] for p in c["curve"]]
-            col, ls = styles[cfg]
-            ax.step(xs, ys, where="post", color=col, linestyle=ls, label=f"({cfg}) {c['label']}")
+            col, ls, lw = styles[cfg]
+            ax.step(xs, ys, where="post", color=col, linestyle=ls, linewidth=lw, label=f"({cfg}) {c['label']}")
             d = c["default"]
             ax.plot([d["fh_rate"]], [d["hit_rate"]], "o", color=col, markersize=4)
         ax.plot([0.01], [0.60], "k*", markersize=9, label="goal: 60% @ 1% FH")
         ax.plot([0.02], [0.45], "k^", markersize=6, label="step: 45% @ 2% FH")
-        ax.set_xlim(0, 0.2)
+        ax.set_xlim(0, 0.3)
         ax.set_ylim(0, 1)
         ax.set_xlabel("false-hit rate (must-not-hit pairs served)")
         ax.set_ylabel("hit rate (should-hit pairs served)")

@@ -20,13 +20,11 @@
 //! `id`, `category`, `route`, `lang`.
 #[path = "calibrate/embedders.rs"]
 mod embedders;
-#[path = "calibrate/pairs.rs"]
-mod pairs;
 
 use std::io::Write;
 
 use embedders::{distance, EmbedArgs, Embedder, Kind};
-use pairs::{as_request, read_pairs, Pair, ReadOpts};
+use semantic_cache::core::calibration::pairs::{as_request, read_pairs, Pair, ReadOpts};
 use semantic_cache::core::calibration::{best_for_target, readable_threshold, Choice, Config, Scored};
 use semantic_cache::core::verify::{canonical, verify};
 use serde_json::{json, Value};

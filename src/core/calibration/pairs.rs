@@ -4,7 +4,7 @@
 //! `prompt_b`, `should_hit`); `should_hit` may also be "yes"/"no". A prompt is a string (one user
 //! message) or a list of chat messages (`{role, content}`, the last one from the user). `a` is the
 //! cached request, `b` the new one. Optional: `id`, `category`, `route`, `lang`.
-use semantic_cache::core::request::{parse_chat, ChatRequest};
+use crate::core::request::{parse_chat, ChatRequest};
 use serde_json::{json, Value};
 
 #[derive(Debug, Clone)]

@@ -5,6 +5,8 @@
 //! verifier's verdict) this decides whether the filter would serve it at a threshold, for a given
 //! configuration of tiers, and finds the threshold with the most hits for a target false-hit rate.
 //! Served sets only grow with the threshold, so hits and false hits are both monotone in it.
+//! `pairs` reads the labelled-pair files and turns each side into the filter's parsed request.
+pub mod pairs;
 
 /// What the filter would see for one labelled pair.
 #[derive(Debug, Clone, PartialEq)]
