@@ -117,14 +117,41 @@ pub(crate) fn order(a: &Profile, b: &Profile) -> Result<(), Refusal> {
         // fronted with the sentence rebuilt around it keeps the roles; two words trading places in
         // the same frame ("the medium for a large" / "the large for a medium") swap them.
         let fronted = is_rotation(&ka, &kb) && skeleton(a) != skeleton(b);
-        if !fronted && !is_phrase_move(&ka, &kb) {
+        if !fronted && !is_phrase_move(&ka, &kb) && !coordinated_swap(a, b) {
             return Err(Refusal::Order);
         }
     }
-    if a.key_seq != b.key_seq && sorted(&a.key_seq) == sorted(&b.key_seq) && sorted_keys(&a.content) == sorted_keys(&b.content) {
+    if a.key_seq != b.key_seq && !coordinated_swap(a, b) && sorted(&a.key_seq) == sorted(&b.key_seq) && sorted_keys(&a.content) == sorted_keys(&b.content) {
         return Err(Refusal::Order);
     }
     Ok(())
+}
+
+/// Coordinators: "A or B" asks what "B or A" asks.
+const COORDINATORS: &[&str] = &["or", "and", "vs", "versus", "o", "y", "ou", "et", "oder", "und"];
+
+/// Whether the prompts differ only by two content words swapped around a coordinator ("a fruit or a
+/// vegetable" / "a vegetable or a fruit"), with nothing but function words between them.
+fn coordinated_swap(a: &Profile, b: &Profile) -> bool {
+    let lx = super::lexicon::lexicon();
+    // every content word in order, repeats kept ("Tokyo ... London? Is Tokyo ahead?")
+    let words = |p: &Profile| -> Vec<(String, usize)> {
+        p.seq.iter().filter(|c| !lx.stop.contains(p.toks[c.pos].w.as_str())).map(|c| (c.key.clone(), c.pos)).collect()
+    };
+    let (wa, wb) = (words(a), words(b));
+    if wa.len() != wb.len() {
+        return false;
+    }
+    let diff: Vec<usize> = (0..wa.len()).filter(|&i| wa[i].0 != wb[i].0).collect();
+    let [i, j] = diff[..] else { return false };
+    if wa[i].0 != wb[j].0 || wa[j].0 != wb[i].0 {
+        return false;
+    }
+    let joined = |p: &Profile, from: usize, to: usize| {
+        let between = &p.toks[from + 1..to];
+        between.iter().any(|t| COORDINATORS.contains(&t.w.as_str())) && between.iter().all(|t| lx.stop.contains(t.w.as_str()) || COORDINATORS.contains(&t.w.as_str()))
+    };
+    joined(a, wa[i].1, wa[j].1) && joined(b, wb[i].1, wb[j].1)
 }
 
 /// Whether `b` is `a` with one block of 2+ words moved past a neighbouring block (or a word moved

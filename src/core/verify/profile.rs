@@ -13,6 +13,8 @@ pub(crate) const FUZZY_TOKEN_CAP: usize = 200;
 pub(crate) struct Content {
     pub key: String,
     pub surface: String,
+    /// index of the token in `Profile::toks`
+    pub pos: usize,
 }
 
 #[derive(Debug)]
@@ -80,7 +82,7 @@ impl Profile {
         for (i, t) in toks.iter().enumerate() {
             if !lx.filler.contains(&t.stem) && t.w.chars().any(char::is_alphanumeric) {
                 let key = lx.synonym.get(&t.stem).cloned().unwrap_or_else(|| t.stem.clone());
-                p.seq.push(Content { key, surface: t.w.clone() });
+                p.seq.push(Content { key, surface: t.w.clone(), pos: i });
             }
             let prev_num = i > 0 && matches!(toks[i - 1].kind, Kind::Num(_));
             if let Kind::Num(v) = &t.kind {
@@ -165,7 +167,7 @@ impl Profile {
             if let Some(k) = content_key(t) {
                 // A set, not a multiset: "how much does it cost" and "what is the price" say cost once.
                 if seen.insert(k.clone()) {
-                    p.content.push(Content { key: k, surface: t.w.clone() });
+                    p.content.push(Content { key: k, surface: t.w.clone(), pos: i });
                 }
             }
             if lx.order_marker.contains(t.w.as_str()) {

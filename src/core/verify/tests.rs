@@ -102,6 +102,10 @@ fn order_en() {
     // a fronted phrase or a phrase moved as a whole keeps the roles
     passes("Is there a discount for students on train tickets?", "On train tickets, is there a discount for students?");
     passes("How do I apply for a primary school place?", "How do I apply for a place at a primary school?");
+    // two words swapped around "or"/"and" ask the same
+    passes("Is a tomato a fruit or a vegetable?", "Is a tomato a vegetable or a fruit?");
+    passes("Which is bigger, the Moon or Mercury?", "Which is bigger, Mercury or the Moon?");
+    refused("What's the time difference between Tokyo and London? Is Tokyo ahead?", "What's the time difference between London and Tokyo? Is London ahead?", Refusal::Order);
 }
 
 #[test]
