@@ -5,13 +5,16 @@
 //! calibrate dump --pairs F.jsonl [--pairs G.jsonl ...] [EMBEDDER] [READING] [--out FILE]
 //!     one JSON line per pair: id, category, lang, route, same_answer, distance (1 - cos of the
 //!     embedded texts), context_equal (same partition context), exact_equal (same normalised text),
-//!     canonical_equal (canonical(a) == canonical(b)), verifier (null or the refusal code), bypass
+//!     canonical_equal (canonical(a) == canonical(b)), verifier (null or the refusal code at --verify's
+//!     strictness), verifiers (the same for each strictness: {"strict": .., "balanced": ..}), bypass
 //! calibrate --pairs F.jsonl [...] --target-fh 0.01 [--route R] [--json] [EMBEDDER] [READING]
 //!     the threshold with the most hits at that false-hit rate, per configuration (embedding threshold
 //!     alone, + canonical exact tier, + verifier, + both), and a policy rule snippet
-//! EMBEDDER: --provider local|openai|azure|mistral (default local: the model built into this binary)
+//! EMBEDDER: --provider static|minilm|openai|azure|mistral (default static: the filter's default in-filter
+//!           table; minilm (alias local): the transformer of the local-model build)
 //!           --url URL --api-key-env VAR --model M [--dimensions N] [--timeout-ms MS]   (providers)
-//!           [--max-tokens N]                                                            (local)
+//!           [--max-tokens N]                                                  (static, minilm)
+//! VERIFIER: --verify strict|balanced (default: the policy's default strictness)
 //! READING:  --last-user-messages N (default 1) --context-window N|all (default all): as the policy's
 //!           embed.lastUserMessages and partition.contextWindow, for pairs of whole conversations
 //! ```
@@ -26,14 +29,15 @@ use std::io::Write;
 use embedders::{distance, EmbedArgs, Embedder, Kind};
 use semantic_cache::core::calibration::pairs::{as_request, read_pairs, Pair, ReadOpts};
 use semantic_cache::core::calibration::{best_for_target, readable_threshold, Choice, Config, Scored};
-use semantic_cache::core::verify::{canonical, verify};
+use semantic_cache::core::verify::{canonical, verify_with, Strictness};
 use serde_json::{json, Value};
 
 const USAGE: &str = "usage:
   calibrate dump --pairs F.jsonl [--pairs G.jsonl] [--out FILE] [EMBEDDER] [READING]
   calibrate --pairs F.jsonl [--pairs G.jsonl] --target-fh 0.01 [--route R] [--json] [EMBEDDER] [READING]
-EMBEDDER: --provider local|openai|azure|mistral  --url URL --api-key-env VAR --model M --dimensions N
-          --timeout-ms MS --max-tokens N (local)
+EMBEDDER: --provider static|minilm|openai|azure|mistral  --url URL --api-key-env VAR --model M
+          --dimensions N --timeout-ms MS --max-tokens N (static, minilm)
+VERIFIER: --verify strict|balanced (default strict)
 READING:  --last-user-messages N (default 1)  --context-window N|all (default all)";
 
 struct Args {
@@ -46,6 +50,7 @@ struct Args {
     kind: Kind,
     embed: EmbedArgs,
     read: ReadOpts,
+    strictness: Strictness,
 }
 
 fn parse_args(argv: &[String]) -> Result<Args, String> {
@@ -56,9 +61,10 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
         target_fh: None,
         route: None,
         json: false,
-        kind: Kind::Local,
+        kind: Kind::Static,
         embed: EmbedArgs { timeout_ms: 30_000, ..EmbedArgs::default() },
         read: ReadOpts { last_user_messages: 1, context_window: None },
+        strictness: Strictness::default(),
     };
     let mut it = argv.iter();
     if argv.first().map(String::as_str) == Some("dump") {
@@ -84,6 +90,10 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
             "--provider" => {
                 let v = val()?;
                 a.kind = Kind::parse(&v).ok_or_else(|| format!("unknown provider {v}"))?;
+            }
+            "--verify" => {
+                let v = val()?;
+                a.strictness = Strictness::from_code(&v).ok_or_else(|| format!("--verify: strict or balanced, not {v}"))?;
             }
             "--url" => a.embed.url = Some(val()?),
             "--api-key-env" => a.embed.api_key_env = Some(val()?),
@@ -117,6 +127,8 @@ struct Measured {
     exact_equal: bool,
     canonical_equal: bool,
     verifier: Option<&'static str>,
+    /// The verdict at each strictness (`Strictness::ALL` order).
+    verifiers: Vec<(Strictness, Option<&'static str>)>,
     bypass: Option<&'static str>,
 }
 
@@ -137,11 +149,13 @@ impl Measured {
             "route": self.pair.route, "same_answer": self.pair.should_hit,
             "distance": self.distance, "context_equal": self.context_equal, "exact_equal": self.exact_equal,
             "canonical_equal": self.canonical_equal, "verifier": self.verifier, "bypass": self.bypass,
+            "verifiers": self.verifiers.iter().map(|(s, v)| (s.code().to_string(), json!(v)))
+                .collect::<serde_json::Map<_, _>>(),
         })
     }
 }
 
-fn measure(p: Pair, emb: &mut Embedder, read: ReadOpts) -> Result<Measured, String> {
+fn measure(p: Pair, emb: &mut Embedder, read: ReadOpts, strictness: Strictness) -> Result<Measured, String> {
     let (ra, rb) = match (as_request(&p.a, read), as_request(&p.b, read)) {
         (Ok(a), Ok(b)) => (a, b),
         (Err(r), _) | (_, Err(r)) => {
@@ -152,6 +166,7 @@ fn measure(p: Pair, emb: &mut Embedder, read: ReadOpts) -> Result<Measured, Stri
                 exact_equal: false,
                 canonical_equal: false,
                 verifier: None,
+                verifiers: Vec::new(),
                 bypass: Some(r),
             })
         }
@@ -159,13 +174,18 @@ fn measure(p: Pair, emb: &mut Embedder, read: ReadOpts) -> Result<Measured, Stri
     let va = emb.embed(&ra.embed_text).map_err(|e| format!("{}: embedding a: {e}", p.id))?;
     let vb = emb.embed(&rb.embed_text).map_err(|e| format!("{}: embedding b: {e}", p.id))?;
     // `b` is the new request, `a` the cached candidate.
-    let verifier = verify(&rb.embed_text, &ra.embed_text).err().map(|r| r.code());
+    let verifiers: Vec<_> = Strictness::ALL
+        .into_iter()
+        .map(|s| (s, verify_with(&rb.embed_text, &ra.embed_text, s).err().map(|r| r.code())))
+        .collect();
+    let verifier = verifiers.iter().find(|(s, _)| *s == strictness).and_then(|(_, v)| *v);
     Ok(Measured {
         distance: Some(distance(&va, &vb)),
         context_equal: ra.context == rb.context,
         exact_equal: ra.embed_text == rb.embed_text,
         canonical_equal: canonical(&ra.embed_text) == canonical(&rb.embed_text),
         verifier,
+        verifiers,
         bypass: None,
         pair: p,
     })
@@ -199,7 +219,7 @@ fn run(a: Args) -> Result<(), String> {
     let mut emb = embedders::open(a.kind, &a.embed)?;
     let mut measured = Vec::with_capacity(pairs.len());
     for p in pairs {
-        measured.push(measure(p, &mut emb, a.read)?);
+        measured.push(measure(p, &mut emb, a.read, a.strictness)?);
     }
     if a.dump {
         let mut out: Box<dyn Write> = match &a.out {
@@ -236,7 +256,7 @@ fn run(a: Args) -> Result<(), String> {
         None => json!({"pathPrefix": "/"}),
     };
     let snippet = json!({"rules": [{"name": name, "match": matcher, "threshold": chosen.2,
-        "verify": chosen.0.verifier}]});
+        "verify": if chosen.0.verifier { a.strictness.code() } else { "off" }}]});
     let positives = scored.iter().filter(|s| s.should_hit).count();
     if a.json {
         let configs: Vec<Value> = rows

@@ -58,14 +58,14 @@ def test_snippet_parses_and_meets_the_target(target):
     rule = snippet["rules"][0]
     assert rule["name"] == "calibrated" and rule["match"] == {"pathPrefix": "/"}
     assert isinstance(rule["threshold"], float) and 0.0 <= rule["threshold"] <= 2.0
-    assert isinstance(rule["verify"], bool)
+    assert rule["verify"] in ("strict", "balanced", "off")  # the policy's `verify` values
     chosen = next(l for l in lines if l.startswith("chosen:"))
     fh = float(chosen.split("false-hit rate ")[1].split("%")[0]) / 100
     assert fh <= target + 1e-9, chosen
     # The snippet's threshold, re-counted from the per-pair dump, keeps the false-hit rate within the target.
     rows = dump_rows()
     traps = [r for r in rows if not r["same_answer"]]
-    fh_dump = sum(served(r, rule["verify"], rule["threshold"]) for r in traps) / len(traps)
+    fh_dump = sum(served(r, rule["verify"] != "off", rule["threshold"]) for r in traps) / len(traps)
     assert fh_dump <= target + 1e-9
 
 
@@ -144,3 +144,43 @@ def test_provider_endpoint_uses_the_filter_wire_format(embed_openai):
     p = run("dump", "--pairs", SMALL, "--provider", "openai", "--url", embed_openai.url(), "--model", "m",
             "--api-key-env", "CAL_TEST_KEY", check=False, env=env)
     assert p.returncode == 1 and "401" in p.stderr
+
+
+STATIC_CHECK = ROOT / ".local" / "models" / "static-default" / "check.json"
+
+
+def test_static_provider_is_the_filters_table(tmp_path):
+    """`--provider static` (the default) embeds with the table build.rs compiled in: its distances equal those of
+    the numpy reference vectors that scripts/models/distill_static.py stored next to the table (check.json)."""
+    if not STATIC_CHECK.is_file():
+        pytest.skip("no static table (scripts/build-static.sh)")
+    cases = {c["text"]: c["vector"] for c in json.loads(STATIC_CHECK.read_text())}
+    texts = ["How do I reset my password?", "how can I change my password", "The weather in Paris is sunny today."]
+    if not all(t in cases for t in texts):
+        pytest.skip("check.json lacks the reference sentences")
+    f = tmp_path / "p.jsonl"
+    f.write_text("".join(json.dumps({"id": f"p{i}", "a": texts[0], "b": t, "same_answer": i == 1}) + "\n"
+                         for i, t in enumerate(texts[1:], 1)))
+    for args in ((), ("--provider", "static")):
+        p = run("dump", "--pairs", f, *args)
+        assert "static/" in p.stderr
+        rows = [json.loads(l) for l in p.stdout.splitlines()]
+        for r, t in zip(rows, texts[1:]):
+            want = 1.0 - sum(x * y for x, y in zip(cases[texts[0]], cases[t]))
+            assert math.isclose(r["distance"], want, abs_tol=1e-5), (t, r["distance"], want)
+    # MiniLM is another embedder: other distances for the same pairs
+    mini = [json.loads(l) for l in run("dump", "--pairs", f, "--provider", "minilm").stdout.splitlines()]
+    assert any(abs(m["distance"] - r["distance"]) > 1e-3 for m, r in zip(mini, rows))
+
+
+def test_dump_reports_the_verifier_at_each_strictness():
+    rows = dump_rows()
+    for r in rows:
+        if r["bypass"] is None:
+            assert set(r["verifiers"]) == {"strict", "balanced"}
+            assert r["verifier"] == r["verifiers"]["strict"]  # the policy's default strictness
+    bal = dump_rows("--verify", "balanced")
+    for r in bal:
+        if r["bypass"] is None:
+            assert r["verifier"] == r["verifiers"]["balanced"]
+    assert run("dump", "--pairs", SMALL, "--verify", "lenient", check=False).returncode == 2

@@ -1,5 +1,6 @@
-"""Smoke run of `make eval` (bench/quality/eval_cache.py) on a handful of pairs per category of every set:
-it runs build/calibrate, writes the tables, the JSON and the PNG, and its counts add up."""
+"""Smoke run of `make eval` (bench/quality/eval_cache.py) on a handful of pairs per category of every set, for
+both in-filter embedders (static table, MiniLM): it runs build/calibrate, writes the tables, the JSON and the
+PNG, and its counts add up."""
 from __future__ import annotations
 
 import json
@@ -27,10 +28,19 @@ def test_eval_smoke(tmp_path):
     assert md.strip() == p.stdout.strip()
     for title in ("fow-cache pairs", "fow-cache conversations", "own pairs"):
         assert f"## {title}:" in md
+    assert "# Embedder `static`" in md and "# Embedder `minilm`" in md
     res = json.loads((tmp_path / "eval_results.json").read_text())
-    own = res["sets"]["own pairs"]
+    assert set(res["embedders"]) == {"static", "minilm"}
+    for emb in res["embedders"].values():
+        check_counts(emb)
+    png = tmp_path / "eval_curves.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def check_counts(emb):
+    own = emb["sets"]["own pairs"]
     assert own["pairs"] == 3 * 8 and own["positives"] == 6  # 3 per category: 2 should-hit, 6 trap categories
-    for cfg in ("a", "b", "c", "d"):
+    for cfg in ("a", "b", "c", "d", "c_bal", "d_bal"):
         c = own["configs"][cfg]
         for key in ("default", "fh1", "fh2"):
             pt = c[key]
@@ -42,5 +52,8 @@ def test_eval_smoke(tmp_path):
     d = own["configs"]
     assert d["b"]["default"]["hits"] >= d["a"]["default"]["hits"]
     assert d["c"]["default"]["false_hits"] <= d["a"]["default"]["false_hits"]
-    png = tmp_path / "eval_curves.png"
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    # the recommended threshold keeps FH <= 1% on both sets it is chosen on
+    for cfg in ("d", "d_bal"):
+        rec = emb["recommended_fh1"][cfg]
+        for name in ("fow-cache pairs", "own pairs"):
+            assert rec["rates"][name]["at"]["fh_rate"] <= 0.01 + 1e-9, (cfg, name)

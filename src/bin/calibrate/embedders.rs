@@ -1,5 +1,8 @@
 //! The embedders calibrate can use: exactly the filter's code paths, so a threshold transfers.
-//! - `local`: the in-filter model embedded at build time (`LocalEmbedder`, same token cap);
+//! - `static`: the static token table of the default filter build (`StaticEmbedder::embedded`, the table
+//!   build.rs embeds from .local/models/static-default, token cap = the policy's `embedding.maxTokens`);
+//! - `minilm` (also `local`, the name before the static table became the default): the transformer of
+//!   the `local-model` filter build (`LocalEmbedder`, same token cap);
 //! - `openai` / `azure` / `mistral`: a provider endpoint, with the filter's request builder and
 //!   response parser (`core::embed::provider`), called over blocking HTTPS.
 //! A new embedder is one more variant of `Kind` and one arm in `open` and `Embedder::embed_raw`.
@@ -7,12 +10,14 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use semantic_cache::core::embed::local::LocalEmbedder;
+use semantic_cache::core::embed::static_model::StaticEmbedder;
 use semantic_cache::core::embed::provider::{build_request, parse_response, EmbedError};
 use semantic_cache::core::policy::{parse_policy, Embedding};
 use serde_json::json;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    Static,
     Local,
     Openai,
     Azure,
@@ -22,7 +27,8 @@ pub enum Kind {
 impl Kind {
     pub fn parse(s: &str) -> Option<Kind> {
         match s {
-            "local" => Some(Kind::Local),
+            "static" => Some(Kind::Static),
+            "local" | "minilm" => Some(Kind::Local),
             "openai" | "openai-compatible" => Some(Kind::Openai),
             "azure" | "azure-openai" => Some(Kind::Azure),
             "mistral" => Some(Kind::Mistral),
@@ -31,7 +37,7 @@ impl Kind {
     }
     fn policy_name(self) -> &'static str {
         match self {
-            Kind::Local => "local",
+            Kind::Static | Kind::Local => "local",
             Kind::Openai => "openai-compatible",
             Kind::Azure => "azure-openai",
             Kind::Mistral => "mistral",
@@ -50,6 +56,7 @@ pub struct EmbedArgs {
 }
 
 enum Backend {
+    Static(StaticEmbedder<'static>),
     Local(LocalEmbedder),
     Remote { cfg: Embedding, url: String, agent: ureq::Agent, dims_known: bool },
 }
@@ -63,6 +70,19 @@ pub struct Embedder {
 
 pub fn open(kind: Kind, a: &EmbedArgs) -> Result<Embedder, String> {
     let (backend, name) = match kind {
+        Kind::Static => {
+            // The filter's default token cap when --max-tokens is not given: the policy parser's own default.
+            let max_tokens = match a.max_tokens {
+                Some(n) => n,
+                None => {
+                    let p = json!({"embedding": {"provider": "local", "dimensions": 1}}).to_string();
+                    parse_policy(p.as_bytes()).map_err(|e| format!("default policy: {e:?}"))?.embedding.max_tokens
+                }
+            };
+            let e = StaticEmbedder::embedded(max_tokens).map_err(|e| format!("static model: {e}"))?;
+            let name = format!("static/{}@{}", e.model_name(), e.max_tokens());
+            (Backend::Static(e), name)
+        }
         Kind::Local => {
             let e = match a.max_tokens {
                 Some(n) => LocalEmbedder::embedded_with_max_tokens(n),
@@ -122,6 +142,7 @@ impl Embedder {
 
     fn embed_raw(&mut self, text: &str) -> Result<Vec<f32>, String> {
         match &mut self.backend {
+            Backend::Static(e) => e.embed(text).map_err(|e| e.to_string()),
             Backend::Local(e) => e.embed(text).map_err(|e| e.to_string()),
             Backend::Remote { cfg, url, agent, dims_known } => {
                 let call = build_request(cfg, text);
