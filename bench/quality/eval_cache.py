@@ -255,6 +255,12 @@ def transfer(sets, cfg, target):
     return out
 
 
+def unreachable(p, target) -> str:
+    """Marks a target no threshold reaches: must-not-hit pairs at distance 0 (a bag-of-tokens embedder puts
+    word-order swaps there) or served by an exact tier."""
+    return " (target unreachable)" if p["fh_rate"] > target + 1e-12 else ""
+
+
 def markdown(results, default_t, embedder, transfers):
     L = [f"# Embedder `{embedder}` (default threshold {default_t})", ""]
     for name, res in results.items():
@@ -265,8 +271,8 @@ def markdown(results, default_t, embedder, transfers):
         for cfg, c in res["configs"].items():
             d, b1, b2 = c["default"], c["fh1"], c["fh2"]
             L.append(f"| ({cfg}) {c['label']} | {c['auc']:.3f} | {pct(d['hit_rate'])} / {pct(d['fh_rate'])} | "
-                     f"{b1['threshold']:.4f} · {pct(b1['hit_rate'])} · {pct(b1['fh_rate'])} | "
-                     f"{b2['threshold']:.4f} · {pct(b2['hit_rate'])} · {pct(b2['fh_rate'])} | "
+                     f"{b1['threshold']:.4f} · {pct(b1['hit_rate'])} · {pct(b1['fh_rate'])}{unreachable(b1, 0.01)} | "
+                     f"{b2['threshold']:.4f} · {pct(b2['hit_rate'])} · {pct(b2['fh_rate'])}{unreachable(b2, 0.02)} | "
                      f"{'yes' if b1['hit_rate'] >= GOAL[0.01] else 'no'} | {'yes' if b2['hit_rate'] >= GOAL[0.02] else 'no'} |")
         L.append("")
         cats = list(res["configs"]["a"]["default_categories"])
@@ -345,7 +351,10 @@ def recommend(rows_by_set, cfg: str, target: float = 0.01):
     sets = {k: v for k, v in rows_by_set.items() if k in REC_SETS and v}
     if not sets:
         return None
-    limit = min(best(rows, cfg, target)["threshold"] for rows in sets.values())
+    picks = [best(rows, cfg, target) for rows in sets.values()]
+    if any(p["fh_rate"] > target + 1e-12 for p in picks):
+        return None  # no threshold reaches the target on some set
+    limit = min(p["threshold"] for p in picks)
     # keep FH <= target up to the next candidate distance: the exact limit sits on one pair's distance
     t = readable_below(limit)
     pts = {}

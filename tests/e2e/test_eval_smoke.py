@@ -46,7 +46,10 @@ def check_counts(emb):
             pt = c[key]
             assert pt["positives"] == 6 and pt["traps"] == 18
             assert 0 <= pt["hits"] <= 6 and 0 <= pt["false_hits"] <= 18
-        assert c["fh1"]["fh_rate"] <= 0.01 and c["fh2"]["fh_rate"] <= 0.02
+        for key, target in (("fh1", 0.01), ("fh2", 0.02)):
+            # either within the target, or unreachable: then no threshold helps and the point is threshold 0
+            # (the static table, a bag of tokens, puts word-order swap traps at distance 0)
+            assert c[key]["fh_rate"] <= target or c[key]["threshold"] == 0.0, (cfg, key, c[key])
         assert c["fh2"]["hits"] >= c["fh1"]["hits"]
     # the exact tier and the verifier only ever add hits / remove false hits at a given threshold
     d = own["configs"]
@@ -55,5 +58,6 @@ def check_counts(emb):
     # the recommended threshold keeps FH <= 1% on both sets it is chosen on
     for cfg in ("d", "d_bal"):
         rec = emb["recommended_fh1"][cfg]
+        assert rec is not None, cfg  # with the verifier the target is reachable on these pairs
         for name in ("fow-cache pairs", "own pairs"):
             assert rec["rates"][name]["at"]["fh_rate"] <= 0.01 + 1e-9, (cfg, name)
