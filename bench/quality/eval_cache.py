@@ -16,7 +16,7 @@ envoy/policies/local.json), `minilm` the transformer of the local-model build (e
 any other `--provider` of calibrate works with --embed-args. Each embedder's default threshold is its policy's.
 
 Writes eval_results.json, eval_results.md and eval_curves.png next to this file (or --out-dir) and prints the
-markdown. Options: --limit N (first N pairs of each set: the smoke test), --sets fow,fow-conv,own,
+markdown. Options: --limit N (first N pairs of each set: the smoke test), --sets fow,fow-conv,fow-conv0,own (fow-conv0: conversations with partition.contextWindow 0),
 --calibrate PATH.
 """
 from __future__ import annotations
@@ -334,6 +334,7 @@ Goal (issue 9): >= 60% hit at <= 1% FH; step: >= 45% at <= 2% FH. fow-cache pair
 
 REC_SETS = ("fow-cache pairs", "own pairs")  # the threshold must keep FH <= target on each of these
 REC_CONFIGS = ("d", "d_bal")
+REC_MARGIN = 0.9
 
 
 def readable_below(t: float) -> float:
@@ -346,8 +347,8 @@ def readable_below(t: float) -> float:
 
 def recommend(rows_by_set, cfg: str, target: float = 0.01):
     """The largest threshold whose FH stays <= target on every set of REC_SETS (hits only grow with the
-    threshold, so the largest feasible one serves the most on each), made readable, with the rates of every set
-    at it and at -20% / +20%."""
+    threshold, so the largest feasible one serves the most on each) less a margin, made readable, with the rates
+    of every set at it and at -20% / +20%."""
     sets = {k: v for k, v in rows_by_set.items() if k in REC_SETS and v}
     if not sets:
         return None
@@ -355,8 +356,9 @@ def recommend(rows_by_set, cfg: str, target: float = 0.01):
     if any(p["fh_rate"] > target + 1e-12 for p in picks):
         return None  # no threshold reaches the target on some set
     limit = min(p["threshold"] for p in picks)
-    # keep FH <= target up to the next candidate distance: the exact limit sits on one pair's distance
-    t = readable_below(limit)
+    # The limit sits on one trap's distance, so unseen traps just past it would count: keep a 10% margin,
+    # rounded down to two significant digits.
+    t = readable_below(REC_MARGIN * limit)
     pts = {}
     for name, rows in rows_by_set.items():
         if rows:
@@ -368,9 +370,10 @@ def recommend(rows_by_set, cfg: str, target: float = 0.01):
 
 def rec_markdown(recs) -> str:
     L = ["## Recommended thresholds (verifier on, canonical exact tier on)", "",
-         f"The largest threshold with FH <= 1% on {' and on '.join(REC_SETS)} (rounded down to two significant "
-         "digits), and every set's hit / FH there and at -20% / +20%.", "",
-         "| embedder | config | threshold (exact limit) | set | hit / FH at -20% | hit / FH at threshold | hit / FH at +20% |",
+         f"Limit: the largest threshold with FH <= 1% on {' and on '.join(REC_SETS)}. Recommended: "
+         f"{REC_MARGIN:g} x the limit (it sits on one trap's distance), rounded down to two significant digits; "
+         "every set's hit / FH there and at -20% / +20%.", "",
+         "| embedder | config | recommended (limit) | set | hit / FH at -20% | hit / FH at threshold | hit / FH at +20% |",
          "|---|---|---|---|---|---|---|"]
     for emb, by_cfg in recs.items():
         for cfg, r in by_cfg.items():
@@ -395,44 +398,57 @@ def rec_markdown(recs) -> str:
     return "\n".join(L)
 
 
+PLOT_COLORS = {"a": "gray", "b": "blue", "c": "orange", "d": "green", "d_bal": "red"}
+PLOT_DASHES = ["-", "--", ":", "-."]  # one per embedder
+
+
+def panel(ax, by_emb, name: str, zoom: bool):
+    """One set's curves, all embedders x configurations; zoom: false-hit rates up to 5% only."""
+    lowest = 1.0
+    for k, (emb, e) in enumerate(by_emb.items()):
+        res = e["results"].get(name)
+        if res is None:
+            continue
+        for cfg, col in PLOT_COLORS.items():
+            c = res["configs"][cfg]
+            xs = [0.0] + [p[0] for p in c["curve"]]
+            ys = [0.0] + [p[1] for p in c["curve"]]
+            lowest = min(lowest, min(xs[1:], default=1.0))
+            # (c) and (d) often coincide: (c) is drawn wide underneath so both stay visible
+            ax.step(xs, ys, where="post", color=f"tab:{col}", linestyle=PLOT_DASHES[k % len(PLOT_DASHES)],
+                    linewidth=3.2 if cfg == "c" else 1.3, alpha=0.85, label=f"{emb} ({cfg}) {c['label']}")
+            d = c["default"]
+            ax.plot([d["fh_rate"]], [d["hit_rate"]], "o", color=f"tab:{col}", markersize=3)
+    ax.plot([0.01], [0.60], "k*", markersize=9, label="goal: 60% @ 1% FH")
+    ax.plot([0.02], [0.45], "k^", markersize=6, label="step: 45% @ 2% FH")
+    ax.axvline(0.01, color="k", linewidth=0.5, alpha=0.4)
+    # a set whose curves all start past 30% FH (conversations with contextWindow 0) is shown whole
+    ax.set_xlim(0, 0.05 if zoom else (0.3 if lowest < 0.3 else 1.0))
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("false-hit rate (must-not-hit pairs served)")
+    ax.set_ylabel("hit rate (should-hit pairs served)")
+    first = next(iter(by_emb.values()))["results"][name]
+    ax.set_title(f"{name} ({first['pairs']} pairs)" + (", zoom FH <= 5%" if zoom else ""), fontsize=9)
+    ax.grid(alpha=0.3)
+
+
 def plot(by_emb, path: Path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     first = next(iter(by_emb.values()))["results"]
     names = [n for n in first if first[n]["servable"] > 0]
-    fig, axes = plt.subplots(1, len(names), figsize=(5.6 * len(names), 5.0), squeeze=False)
-    colors = {"a": "gray", "b": "blue", "c": "orange", "d": "green", "d_bal": "red"}
-    widths = {"c": 3.2}  # (c) and (d) often coincide: (c) is drawn wide underneath so both stay visible
-    dashes = ["-", "--", ":", "-."]
-    for ax, name in zip(axes[0], names):
-        for k, (emb, e) in enumerate(by_emb.items()):
-            res = e["results"].get(name)
-            if res is None:
-                continue
-            for cfg in ("a", "b", "c", "d", "d_bal"):
-                c = res["configs"][cfg]
-                xs = [0.0] + [p[0] for p in c["curve"]]
-                ys = [0.0] + [p[1] for p in c["curve"]]
-                ax.step(xs, ys, where="post", color=f"tab:{colors[cfg]}", linestyle=dashes[k % len(dashes)],
-                        linewidth=widths.get(cfg, 1.3), alpha=0.85, label=f"{emb} ({cfg}) {c['label']}")
-                d = c["default"]
-                ax.plot([d["fh_rate"]], [d["hit_rate"]], "o", color=f"tab:{colors[cfg]}", markersize=3)
-        ax.plot([0.01], [0.60], "k*", markersize=9, label="goal: 60% @ 1% FH")
-        ax.plot([0.02], [0.45], "k^", markersize=6, label="step: 45% @ 2% FH")
-        ax.axvline(0.01, color="k", linewidth=0.5, alpha=0.4)
-        ax.set_xlim(0, 0.3)
-        ax.set_ylim(0, 1)
-        ax.set_xlabel("false-hit rate (must-not-hit pairs served)")
-        ax.set_ylabel("hit rate (should-hit pairs served)")
-        ax.set_title(f"{name} ({first[name]['pairs']} pairs)")
-        ax.grid(alpha=0.3)
+    # row 0: false-hit rates up to 30%; row 1: zoom on 0-5%
+    fig, axes = plt.subplots(2, len(names), figsize=(5.6 * len(names), 9.6), squeeze=False)
+    for col, name in enumerate(names):
+        for row in (0, 1):
+            panel(axes[row][col], by_emb, name, zoom=row == 1)
     axes[0][0].legend(loc="lower right", fontsize=6)
-    embs = ", ".join(f"{emb}: {dashes[k % len(dashes)]}" for k, emb in enumerate(by_emb))
+    embs = ", ".join(f"{emb}: '{PLOT_DASHES[k % len(PLOT_DASHES)]}'" for k, emb in enumerate(by_emb))
     fig.suptitle(f"Hit rate vs false-hit rate over all thresholds; line style per embedder ({embs}); "
-                 "dots: each embedder's default threshold", fontsize=9)
+                 "dots: each embedder's default threshold", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
@@ -443,7 +459,7 @@ def main():
                     help="comma list: static, minilm, or a calibrate --provider (openai, azure, mistral)")
     ap.add_argument("--embedder", help="one embedder only (same values as --embedders)")
     ap.add_argument("--embed-args", default="", help="extra calibrate embedder arguments, e.g. '--url ... --model ...'")
-    ap.add_argument("--sets", default="fow,fow-conv,own")
+    ap.add_argument("--sets", default="fow,fow-conv,fow-conv0,own")
     ap.add_argument("--limit", type=int, help="at most N pairs per category of each set (smoke run)")
     ap.add_argument("--out-dir", default=str(HERE))
     ap.add_argument("--no-png", action="store_true")
@@ -455,15 +471,19 @@ def main():
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     wanted = [s.strip() for s in args.sets.split(",") if s.strip()]
-    makers = {"fow": ("fow-cache pairs", fow_pairs), "fow-conv": ("fow-cache conversations", fow_conversations),
-              "own": ("own pairs", own_pairs)}
+    # fow-conv0: the same conversations read with partition.contextWindow 0 (history ignored: only the last
+    # user message decides), the setting that lets conversation pairs hit at all, and the risk it takes.
+    makers = {"fow": ("fow-cache pairs", fow_pairs, []),
+              "fow-conv": ("fow-cache conversations", fow_conversations, []),
+              "fow-conv0": ("fow-cache conversations, contextWindow 0", fow_conversations, ["--context-window", "0"]),
+              "own": ("own pairs", own_pairs, [])}
     for key in wanted:
         if key not in makers:
-            sys.exit(f"unknown set {key} (fow, fow-conv, own)")
+            sys.exit(f"unknown set {key} ({', '.join(makers)})")
     by_emb: "OrderedDict[str, dict]" = OrderedDict()
     with tempfile.TemporaryDirectory(prefix="semcache-eval-") as td:
         tmp = Path(td)
-        files = {key: makers[key][1](tmp, args.limit) for key in wanted}
+        files = {key: makers[key][1](tmp, args.limit) for key in wanted}  # fow-conv0 rewrites fow_conv.jsonl
         for emb in embedders:
             provider, policy = EMBEDDERS.get(emb, (emb, "openai-compatible.json"))
             default_t = args.threshold
@@ -474,13 +494,13 @@ def main():
             rows_by_set: "OrderedDict[str, list]" = OrderedDict()
             for key in wanted:
                 title = makers[key][0]
-                rows = dump(cal, files[key], embed_args, [], tmp, f"{emb}_{key}")
+                rows = dump(cal, files[key], embed_args, makers[key][2], tmp, f"{emb}_{key}")
                 rows_by_set[title] = rows
                 results[title] = evaluate(title, rows, default_t)
             if "fow" in wanted and "own" in wanted:
                 both = rows_by_set["fow-cache pairs"] + rows_by_set["own pairs"]
                 results["fow-cache pairs + own pairs"] = evaluate("both", both, default_t)
-            single = OrderedDict((k, v) for k, v in rows_by_set.items() if k != "fow-cache conversations")
+            single = OrderedDict((k, v) for k, v in rows_by_set.items() if not k.startswith("fow-cache conversations"))
             transfers = {cfg: transfer(single, cfg, 0.01) for cfg in ALL_CONFIGS} if len(single) > 1 else {}
             recs = {cfg: recommend(rows_by_set, cfg) for cfg in REC_CONFIGS}
             by_emb[emb] = {"default_threshold": default_t, "results": results, "transfers": transfers, "recs": recs}
