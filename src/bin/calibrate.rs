@@ -93,7 +93,8 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
             }
             "--verify" => {
                 let v = val()?;
-                a.strictness = Strictness::from_code(&v).ok_or_else(|| format!("--verify: strict or balanced, not {v}"))?;
+                a.strictness =
+                    Strictness::from_code(&v).ok_or_else(|| format!("--verify: strict or balanced, not {v}"))?;
             }
             "--url" => a.embed.url = Some(val()?),
             "--api-key-env" => a.embed.api_key_env = Some(val()?),
@@ -283,7 +284,10 @@ fn run(a: Args) -> Result<(), String> {
         a.route.as_deref().unwrap_or("(all)")
     );
     println!("target false-hit rate <= {:.2}%", target * 100.0);
-    println!("{:<26} {:>10}  {:<18} {:<18} {}", "configuration", "threshold", "hit rate", "false-hit rate", "same result up to");
+    println!(
+        "{:<26} {:>10}  {:<18} {:<18} {}",
+        "configuration", "threshold", "hit rate", "false-hit rate", "same result up to"
+    );
     for (c, ch, t) in &rows {
         let lim = ch.limit.map_or("(any)".to_string(), |l| format!("< {l:.4}"));
         println!(

@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use semantic_cache::core::embed::local::LocalEmbedder;
-use semantic_cache::core::embed::static_model::StaticEmbedder;
 use semantic_cache::core::embed::provider::{build_request, parse_response, EmbedError};
+use semantic_cache::core::embed::static_model::StaticEmbedder;
 use semantic_cache::core::policy::{parse_policy, Embedding};
 use serde_json::json;
 

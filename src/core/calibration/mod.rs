@@ -167,7 +167,7 @@ mod tests {
         vec![
             p(true, 0.01, false, true),
             p(true, 0.05, false, true),
-            p(true, 0.30, true, true), // near-repeat far in embedding space
+            p(true, 0.30, true, true),    // near-repeat far in embedding space
             p(false, 0.02, false, false), // trap close by, refused by the verifier
             p(false, 0.10, false, true),  // trap the verifier misses
         ]
@@ -209,7 +209,8 @@ mod tests {
     #[test]
     fn exact_repeats_hit_in_every_configuration() {
         // float noise: the same text twice is 1e-7 apart, the exact tier serves it without a distance
-        let s = Scored { should_hit: true, distance: Some(3e-7), exact_equal: true, canonical_equal: true, verified: true };
+        let s =
+            Scored { should_hit: true, distance: Some(3e-7), exact_equal: true, canonical_equal: true, verified: true };
         assert!(Config::ALL.iter().all(|&c| served(&s, c, 0.0)));
     }
 
