@@ -12,7 +12,7 @@ Configurations: (a) threshold (today), (b) + exact tier, (c) + verifier, (d) + b
 
 Writes eval_results.json, eval_results.md and eval_curves.png next to this file (or --out-dir) and prints the
 markdown. Options: --embedder local (or any `--provider` of calibrate, with --embed-args), --limit N (first N
-pairs of each set: the smoke test), --sets fow,fow-conv,own, --calibrate PATH.
+pairs of each set: the smoke test), --sets fow,fow-conv,fow-conv-cw0,own, --calibrate PATH.
 """
 from __future__ import annotations
 
@@ -336,7 +336,7 @@ def main():
     ap.add_argument("--calibrate", help="calibrate binary (default build/calibrate, target/local/release/calibrate)")
     ap.add_argument("--embedder", default="local", help="calibrate --provider value (local, openai, azure, mistral)")
     ap.add_argument("--embed-args", default="", help="extra calibrate embedder arguments, e.g. '--url ... --model ...'")
-    ap.add_argument("--sets", default="fow,fow-conv,own")
+    ap.add_argument("--sets", default="fow,fow-conv,fow-conv-cw0,own")
     ap.add_argument("--limit", type=int, help="at most N pairs per category of each set (smoke run)")
     ap.add_argument("--out-dir", default=str(HERE))
     ap.add_argument("--no-png", action="store_true")
@@ -355,12 +355,16 @@ def main():
     rows_by_set: "OrderedDict[str, list]" = OrderedDict()
     with tempfile.TemporaryDirectory(prefix="semcache-eval-") as td:
         tmp = Path(td)
+        # fow-conv-cw0: the same conversations with partition.contextWindow 0 (history ignored, only system
+        # prompts partition): what an operator risks by loosening the partition to get conversation hits.
         makers = {"fow": ("fow-cache pairs", fow_pairs, []),
                   "fow-conv": ("fow-cache conversations", fow_conversations, []),
+                  "fow-conv-cw0": ("fow-cache conversations, contextWindow 0", fow_conversations,
+                                   ["--context-window", "0"]),
                   "own": ("own pairs", own_pairs, [])}
         for key in wanted:
             if key not in makers:
-                sys.exit(f"unknown set {key} (fow, fow-conv, own)")
+                sys.exit(f"unknown set {key} ({', '.join(makers)})")
             title, make, extra = makers[key]
             rows = dump(cal, make(tmp, args.limit), embed_args, extra, tmp, key)
             rows_by_set[title] = rows
@@ -368,7 +372,7 @@ def main():
         if "fow" in wanted and "own" in wanted:
             both = rows_by_set["fow-cache pairs"] + rows_by_set["own pairs"]
             results["fow-cache pairs + own pairs"] = evaluate("both", both, default_t)
-    single = OrderedDict((k, v) for k, v in rows_by_set.items() if k != "fow-cache conversations")
+    single = OrderedDict((k, v) for k, v in rows_by_set.items() if not k.startswith("fow-cache conversations"))
     transfers = {cfg: transfer(single, cfg, 0.01) for cfg in CONFIGS} if len(single) > 1 else {}
     md = markdown(results, default_t, args.embedder, transfers)
     (out_dir / "eval_results.md").write_text(md + "\n")
