@@ -16,7 +16,7 @@ envoy/policies/local.json), `minilm` the transformer of the local-model build (e
 any other `--provider` of calibrate works with --embed-args. Each embedder's default threshold is its policy's.
 
 Writes eval_results.json, eval_results.md and eval_curves.png next to this file (or --out-dir) and prints the
-markdown. Options: --limit N (first N pairs of each set: the smoke test), --sets fow,fow-conv,fow-conv0,own (fow-conv0: conversations with partition.contextWindow 0),
+markdown. Options: --limit N (first N pairs of each set: the smoke test), --sets fow,fow-conv,fow-conv-cw0,own (fow-conv-cw0: conversations with partition.contextWindow 0),
 --calibrate PATH.
 """
 from __future__ import annotations
@@ -459,7 +459,7 @@ def main():
                     help="comma list: static, minilm, or a calibrate --provider (openai, azure, mistral)")
     ap.add_argument("--embedder", help="one embedder only (same values as --embedders)")
     ap.add_argument("--embed-args", default="", help="extra calibrate embedder arguments, e.g. '--url ... --model ...'")
-    ap.add_argument("--sets", default="fow,fow-conv,fow-conv0,own")
+    ap.add_argument("--sets", default="fow,fow-conv,fow-conv-cw0,own")
     ap.add_argument("--limit", type=int, help="at most N pairs per category of each set (smoke run)")
     ap.add_argument("--out-dir", default=str(HERE))
     ap.add_argument("--no-png", action="store_true")
@@ -471,11 +471,11 @@ def main():
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     wanted = [s.strip() for s in args.sets.split(",") if s.strip()]
-    # fow-conv0: the same conversations read with partition.contextWindow 0 (history ignored: only the last
+    # fow-conv-cw0: the same conversations read with partition.contextWindow 0 (history ignored: only the last
     # user message decides), the setting that lets conversation pairs hit at all, and the risk it takes.
     makers = {"fow": ("fow-cache pairs", fow_pairs, []),
               "fow-conv": ("fow-cache conversations", fow_conversations, []),
-              "fow-conv0": ("fow-cache conversations, contextWindow 0", fow_conversations, ["--context-window", "0"]),
+              "fow-conv-cw0": ("fow-cache conversations, contextWindow 0", fow_conversations, ["--context-window", "0"]),
               "own": ("own pairs", own_pairs, [])}
     for key in wanted:
         if key not in makers:
@@ -483,7 +483,7 @@ def main():
     by_emb: "OrderedDict[str, dict]" = OrderedDict()
     with tempfile.TemporaryDirectory(prefix="semcache-eval-") as td:
         tmp = Path(td)
-        files = {key: makers[key][1](tmp, args.limit) for key in wanted}  # fow-conv0 rewrites fow_conv.jsonl
+        files = {key: makers[key][1](tmp, args.limit) for key in wanted}  # fow-conv-cw0 rewrites fow_conv.jsonl
         for emb in embedders:
             provider, policy = EMBEDDERS.get(emb, (emb, "openai-compatible.json"))
             default_t = args.threshold
