@@ -248,7 +248,9 @@ fn every_schema_default_is_what_the_parser_fills_in() {
 fn threshold_defaults_follow_the_provider_as_the_schema_says() {
     let s = schema();
     let desc = s["properties"]["threshold"]["description"].as_str().unwrap_or_default();
-    assert!(desc.contains(&format!("{DEFAULT_THRESHOLD_LOCAL} for provider local")), "{desc}");
+    assert!(desc.contains(&format!("Default {DEFAULT_THRESHOLD} for remote providers")), "{desc}");
+    assert!(desc.contains(&format!("{DEFAULT_THRESHOLD_STATIC} for provider local with the static table")), "{desc}");
+    assert!(desc.contains(&format!("{DEFAULT_THRESHOLD_MINILM} with all-MiniLM-L6-v2")), "{desc}");
     let local = expect_accepted(&json!({"embedding": {"provider": "local", "dimensions": 384}}), "local");
     assert_eq!(local.defaults.threshold, DEFAULT_THRESHOLD_LOCAL);
     // maxThreshold has no default of its own: "Defaults to threshold"
