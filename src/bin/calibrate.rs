@@ -285,8 +285,8 @@ fn run(a: Args) -> Result<(), String> {
     );
     println!("target false-hit rate <= {:.2}%", target * 100.0);
     println!(
-        "{:<26} {:>10}  {:<18} {:<18} {}",
-        "configuration", "threshold", "hit rate", "false-hit rate", "same result up to"
+        "{:<26} {:>10}  {:<18} {:<18} same result up to",
+        "configuration", "threshold", "hit rate", "false-hit rate"
     );
     for (c, ch, t) in &rows {
         let lim = ch.limit.map_or("(any)".to_string(), |l| format!("< {l:.4}"));
