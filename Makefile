@@ -8,9 +8,10 @@ PYTEST      := $(VENV)/bin/pytest
 WASM_OUT    := target/wasm32-wasip1/release/semantic_cache.wasm
 LOCAL_WASM  := build/semantic_cache_local.wasm
 
-# Local stack (`make up`): the filter with the in-filter model and the `local` policy by default.
-# Remote provider instead: make up WASM=$(ROOT)/$(WASM_OUT) POLICY=envoy/policies/openai-compatible.json EMBED_...
-WASM          ?= $(ROOT)/$(LOCAL_WASM)
+# Local stack (`make up`): the default filter (static embedding table compiled in) and the `local` policy.
+# Transformer in the filter instead: make up WASM=$(ROOT)/$(LOCAL_WASM) POLICY=$(ROOT)/envoy/policies/local-minilm.json
+# Remote provider instead: make up POLICY=envoy/policies/openai-compatible.json EMBED_...
+WASM          ?= $(ROOT)/$(WASM_OUT)
 POLICY        ?= $(ROOT)/envoy/policies/local.json
 LLM_BASE_URL  ?= https://api.openai.com
 REDIS_PORT    ?= 6379
@@ -22,13 +23,14 @@ export EMBED_PROVIDER EMBED_URL EMBED_API_KEY EMBED_MODEL EMBED_DIMENSIONS
 
 PYTEST_ARGS ?=
 
-.PHONY: help install build build-local test test-rust test-e2e up down status bench bench-cache bench-embed bench-quality eval clean distclean
+.PHONY: help install build build-static build-local lint test test-rust test-e2e up down status bench bench-cache bench-embed bench-quality eval clean distclean
 
 help:
 	@echo "make install      idempotent install into .local/ (venv, envoy, redis-server, redisearch.so)"
-	@echo "make build        $(WASM_OUT)"
+	@echo "make build        $(WASM_OUT) (with the static embedding table of scripts/build-static.sh)"
 	@echo "make build-local  $(LOCAL_WASM) + build/embed_server (scripts/build-local.sh)"
-	@echo "make test         install, build, cargo test, pytest tests (real Envoy + Redis + wasm)"
+	@echo "make lint         cargo fmt --check, clippy -D warnings (native, all features; wasm32-wasip1)"
+	@echo "make test         install, build, lint, cargo test --all-features, pytest tests (real Envoy + Redis + wasm)"
 	@echo "make up / down    local stack: redis :$(REDIS_PORT), envoy :$(LISTEN_PORT) (admin :$(ADMIN_PORT)); state in .local/run/"
 	@echo "make bench        cache latency through Envoy vs no filter (bench/cache) + in-filter model (bench/embed)"
 	@echo "make bench-quality  hit / false-hit rates of the local model candidates (bench/quality, ~3 min)"
@@ -39,23 +41,36 @@ help:
 install:
 	@scripts/install.sh
 
-build:
+build: build-static
 	rustup target add wasm32-wasip1 >/dev/null 2>&1 || true
 	cargo build --release --target wasm32-wasip1
 	@ls -l $(WASM_OUT)
 
+build-static:
+	scripts/build-static.sh
+
 build-local:
 	scripts/build-local.sh
 
-test: install build build-local test-rust test-e2e
+# Native builds with all features share target/local with scripts/build-local.sh (tract is big).
+LOCAL_TARGET := $(ROOT)/target/local
+
+test: install build build-local lint test-rust test-e2e
+
+lint:
+	rustup component add rustfmt clippy >/dev/null 2>&1 || true
+	rustup target add wasm32-wasip1 >/dev/null 2>&1 || true
+	cargo fmt --check
+	CARGO_TARGET_DIR=$(LOCAL_TARGET) cargo clippy --all-targets --all-features -- -D warnings
+	cargo clippy --release --target wasm32-wasip1 -- -D warnings
 
 test-rust:
-	cargo test
+	CARGO_TARGET_DIR=$(LOCAL_TARGET) cargo test --all-features
 
 test-e2e:
 	SEMCACHE_REQUIRE_ALL=1 $(PYTEST) tests -q -rfE --tb=short $(PYTEST_ARGS)
 
-up: install build build-local
+up: install build $(if $(filter sidecar,$(EMBEDDER)),build-local) $(if $(findstring $(LOCAL_WASM),$(WASM)),build-local)
 	scripts/stack.sh up
 
 down:
@@ -77,8 +92,8 @@ bench-quality:
 	$(VENV)/bin/python bench/quality/eval.py
 
 # Answer quality of the whole decision with the filter's own code (build/calibrate dump); not part of `make test`
-# (its smoke run is: tests/e2e/test_eval_smoke.py). EVAL_ARGS e.g. --embedder openai --embed-args '--url ...'.
-eval: install build-local
+# (its smoke run is: tests/e2e/test_eval_smoke.py). EVAL_ARGS e.g. --embedders openai --embed-args '--url ... --model ... --api-key-env VAR'.
+eval: install build-static build-local
 	$(VENV)/bin/python bench/quality/eval_cache.py $(EVAL_ARGS)
 
 clean:

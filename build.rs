@@ -7,9 +7,14 @@
 //! `SEMCACHE_MAX_TOKENS` (build-time, default 128) is the embedded model's default token cap.
 use std::path::{Path, PathBuf};
 
+// The same `meta.json` reader as the crate's (serde + serde_json are build-dependencies too).
+#[path = "src/core/embed/model_meta.rs"]
+mod model_meta;
+
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(semcache_embedded_model)");
     println!("cargo::rerun-if-changed=build.rs");
+    static_model();
     if std::env::var_os("CARGO_FEATURE_LOCAL_MODEL").is_none() {
         return;
     }
@@ -19,7 +24,11 @@ fn main() {
     let dir = match std::env::var("SEMCACHE_MODEL_DIR") {
         Ok(d) if !d.is_empty() => {
             let p = PathBuf::from(d);
-            if p.is_absolute() { p } else { manifest.join(p) }
+            if p.is_absolute() {
+                p
+            } else {
+                manifest.join(p)
+            }
         }
         _ => manifest.join(".local/models/default"),
     };
@@ -49,16 +58,51 @@ fn main() {
     }
 }
 
+/// The embedded model's name, reduced to characters that are safe in a header value and a log line.
 fn model_name(dir: &Path) -> String {
-    let from_meta = std::fs::read_to_string(dir.join("meta.json")).ok().and_then(|s| {
-        // tiny extraction of "name": "..." without a JSON dependency in the build script
-        let i = s.find("\"name\"")?;
-        let rest = &s[i + 6..];
-        let rest = &rest[rest.find('"')? + 1..];
-        Some(rest[..rest.find('"')?].to_string())
-    });
-    let name = from_meta
-        .or_else(|| dir.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .unwrap_or_else(|| "local".into());
-    name.chars().filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c)).collect()
+    model_meta::model_name(dir).chars().filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c)).collect()
+}
+
+/// Feature `static-model`: embeds the static table of src/core/embed/static_model.rs.
+/// `SEMCACHE_STATIC_DIR` (build-time; default `<crate>/.local/models/static-default`, a link made by
+/// scripts/build-static.sh) must hold `model.bin` + `vocab.txt` (+ `check.json` for the test, `meta.json` name);
+/// then `cfg(semcache_static_model)` is set. Without them the crate builds and the `local` provider reports
+/// that this build has no model.
+fn static_model() {
+    println!("cargo::rustc-check-cfg=cfg(semcache_static_model)");
+    if std::env::var_os("CARGO_FEATURE_STATIC_MODEL").is_none() {
+        return;
+    }
+    println!("cargo::rerun-if-env-changed=SEMCACHE_STATIC_DIR");
+    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into()));
+    let dir = match std::env::var("SEMCACHE_STATIC_DIR") {
+        Ok(d) if !d.is_empty() => {
+            let p = PathBuf::from(d);
+            if p.is_absolute() {
+                p
+            } else {
+                manifest.join(p)
+            }
+        }
+        _ => manifest.join(".local/models/static-default"),
+    };
+    let files = ["model.bin", "vocab.txt", "check.json"];
+    if files.iter().all(|f| dir.join(f).is_file()) {
+        let dir = dir.canonicalize().unwrap_or(dir);
+        for f in files.iter().chain(&["meta.json"]) {
+            println!("cargo::rerun-if-changed={}", dir.join(f).display());
+        }
+        println!("cargo::rustc-cfg=semcache_static_model");
+        println!("cargo::rustc-env=SEMCACHE_STATIC_DIR={}", dir.display());
+        println!("cargo::rustc-env=SEMCACHE_STATIC_NAME={}", model_name(&dir));
+    } else {
+        println!(
+            "cargo::warning=static-model: no model.bin + vocab.txt + check.json in {} (run scripts/build-static.sh or set SEMCACHE_STATIC_DIR); the `local` provider will be unavailable",
+            dir.display()
+        );
+        let watch = [manifest.join(".local/models"), manifest.join(".local")];
+        if let Some(w) = watch.iter().find(|p| p.is_dir()) {
+            println!("cargo::rerun-if-changed={}", w.display());
+        }
+    }
 }

@@ -6,6 +6,7 @@
 #   3. build/embed_server               (native OpenAI-compatible /v1/embeddings, same LocalEmbedder)
 #      build/calibrate                  (native threshold calibration, same LocalEmbedder; src/bin/calibrate.rs)
 # Idempotent: model files are only written when missing; cargo rebuilds only what changed.
+# --no-default-features: the static table of the default build (feature static-model) is not embedded here.
 #
 # Env: SEMCACHE_LOCAL_MODEL  model name (default below; see scripts/models/ for the list)
 #      SEMCACHE_MAX_TOKENS   default token cap compiled in (128; the policy's embedding.maxTokens overrides)
@@ -79,14 +80,16 @@ if [ "${SKIP_WASM:-0}" != "1" ]; then
   log "cargo build --release --target wasm32-wasip1 --features local-model --lib (model $MODEL)"
   RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+simd128" \
   CARGO_PROFILE_RELEASE_OPT_LEVEL="${SEMCACHE_WASM_OPT_LEVEL:-z}" \
-    cargo build --release --target wasm32-wasip1 --features local-model --lib
+    cargo build --release --target wasm32-wasip1 --no-default-features --features local-model,filter --lib
   cp -f "$TARGET_DIR/wasm32-wasip1/release/semantic_cache.wasm" "$ROOT/build/semantic_cache_local.wasm.tmp"
   mv -f "$ROOT/build/semantic_cache_local.wasm.tmp" "$ROOT/build/semantic_cache_local.wasm"
   log "build/semantic_cache_local.wasm: $(du -h "$ROOT/build/semantic_cache_local.wasm" | cut -f1)"
 fi
 if [ "${SKIP_NATIVE:-0}" != "1" ]; then
-  # One cargo run for both native tools (feature calibrate = local-model + an HTTPS client), so the
-  # library is compiled once with one feature set.
+  # One cargo run for both native tools, so the library is compiled once with one feature set: feature
+  # calibrate (= local-model + an HTTPS client) and the default static-model, so that build/calibrate can
+  # measure both in-filter embedders (the static table when .local/models/static-default exists, from
+  # scripts/build-static.sh / `make build`). embed_server only uses the transformer.
   log "cargo build --release --features calibrate --bin embed_server --bin calibrate"
   cargo build --release --features calibrate --bin embed_server --bin calibrate
   for bin in embed_server calibrate; do

@@ -26,6 +26,8 @@ if [ "$EMBEDDER" = "sidecar" ]; then
   export WASM="$ROOT/target/wasm32-wasip1/release/semantic_cache.wasm"
   export EMBED_PROVIDER=openai-compatible EMBED_URL="http://127.0.0.1:$EMBED_PORT/v1/embeddings"
   export EMBED_MODEL="${EMBED_MODEL:-local}" EMBED_DIMENSIONS="${EMBED_DIMENSIONS:-384}"
+  # the sidecar runs the transformer (384 dims): its own index, not the static model's of local.json
+  [ "$POLICY" = "$ROOT/envoy/policies/local.json" ] && export POLICY="$ROOT/envoy/policies/local-minilm.json"
 fi
 
 log() { printf '[stack] %s\n' "$*" >&2; }

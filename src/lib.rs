@@ -1,11 +1,12 @@
 //! Semantic cache for LLM APIs, as an Envoy proxy-wasm HTTP filter.
-//! `core` is host-free and unit-tested natively; `host` is the thin proxy-wasm layer.
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+//! `core` is host-free; `host` drives it through the `Host` trait (proxy-wasm on wasm32, a fake in
+//! tests). Both are unit-tested natively.
 pub mod core;
-#[cfg(target_arch = "wasm32")]
-mod host;
+pub mod host;
 
-#[cfg(target_arch = "wasm32")]
+// Without feature `filter` the crate is a library for another filter (bench/embed/filter) that
+// has its own entry point.
+#[cfg(all(target_arch = "wasm32", feature = "filter"))]
 proxy_wasm::main! {{
     // Under `panic = "abort"` a panic kills the VM; log it at Critical so it is not silent.
     std::panic::set_hook(Box::new(|info| {
@@ -14,5 +15,5 @@ proxy_wasm::main! {{
     // Only warnings from dependencies (tract logs every graph rewrite at debug); our own lines go
     // through hostcalls::log directly.
     proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Warn);
-    proxy_wasm::set_root_context(|_| -> Box<dyn proxy_wasm::traits::RootContext> { Box::new(host::root::Root::new()) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn proxy_wasm::traits::RootContext> { Box::new(host::proxy::root_context()) });
 }}

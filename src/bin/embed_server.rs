@@ -12,7 +12,9 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::Instant;
 
+use base64::Engine as _;
 use semantic_cache::core::embed::local::{LocalEmbedError, LocalEmbedder};
+use semantic_cache::core::embed::model_meta::model_name;
 use serde_json::{json, Value};
 use tiny_http::{Header, Method, Response, Server};
 
@@ -61,16 +63,7 @@ fn load(a: &Args) -> Result<LocalEmbedder, String> {
             let model = std::fs::read(format!("{dir}/model.onnx")).map_err(|e| format!("{dir}/model.onnx: {e}"))?;
             let tok =
                 std::fs::read(format!("{dir}/tokenizer.json")).map_err(|e| format!("{dir}/tokenizer.json: {e}"))?;
-            let name = std::fs::read_to_string(format!("{dir}/meta.json"))
-                .ok()
-                .and_then(|s| serde_json::from_str::<Value>(&s).ok())
-                .and_then(|v| v.get("name").and_then(Value::as_str).map(str::to_string))
-                .unwrap_or_else(|| {
-                    std::path::Path::new(dir)
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_else(|| "local".into())
-                });
+            let name = model_name(std::path::Path::new(dir));
             LocalEmbedder::from_bytes_named(&model, &tok, a.max_tokens.unwrap_or(128), &name).map_err(|e| e.to_string())
         }
     }
@@ -136,7 +129,10 @@ fn bench(emb: &LocalEmbedder, n: usize, load_ms: u128) {
             .collect();
         us.sort_unstable();
         let pct = |p: usize| us[((us.len() - 1) * p) / 100];
-        println!("{}", json!({"tokens": tokens, "p50_us": pct(50) as u64, "p95_us": pct(95) as u64, "load_ms": load_ms as u64}));
+        println!(
+            "{}",
+            json!({"tokens": tokens, "p50_us": pct(50) as u64, "p95_us": pct(95) as u64, "load_ms": load_ms as u64})
+        );
     }
 }
 
@@ -208,7 +204,7 @@ fn embeddings(emb: &LocalEmbedder, body: &[u8]) -> Result<Value, (u16, String)> 
         let e = emb.embed_ids(&ids).map_err(err_status)?;
         let embedding = if base64 {
             let bytes: Vec<u8> = e.iter().flat_map(|x| x.to_le_bytes()).collect();
-            Value::String(b64(&bytes))
+            Value::String(base64::engine::general_purpose::STANDARD.encode(&bytes))
         } else {
             json!(e)
         };
@@ -227,17 +223,4 @@ fn err_status(e: LocalEmbedError) -> (u16, String) {
         LocalEmbedError::Tokenize(_) => (400, e.to_string()),
         _ => (500, e.to_string()),
     }
-}
-
-fn b64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for c in data.chunks(3) {
-        let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
-        out.push(T[(n >> 18) as usize & 63] as char);
-        out.push(T[(n >> 12) as usize & 63] as char);
-        out.push(if c.len() > 1 { T[(n >> 6) as usize & 63] as char } else { '=' });
-        out.push(if c.len() > 2 { T[n as usize & 63] as char } else { '=' });
-    }
-    out
 }

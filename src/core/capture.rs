@@ -143,12 +143,7 @@ impl Capture {
     }
 
     /// Decides whether the finished response may be stored and returns what to store.
-    pub fn finish(
-        self,
-        status: u16,
-        content_type: &str,
-        rules: &StoreRules,
-    ) -> Result<StoredBody, NotStored> {
+    pub fn finish(self, status: u16, content_type: &str, rules: &StoreRules) -> Result<StoredBody, NotStored> {
         if status != 200 {
             return Err(NotStored::Status(status));
         }
@@ -188,9 +183,7 @@ fn assemble(raw: &[u8]) -> Result<Value, NotStored> {
         }
     }
     asm.finish().map_err(|e| match e {
-        StreamError::NotDone | StreamError::MissingFinishReason(_) | StreamError::Json(_) => {
-            NotStored::Incomplete
-        }
+        StreamError::NotDone | StreamError::MissingFinishReason(_) | StreamError::Json(_) => NotStored::Incomplete,
         StreamError::NoChoices
         | StreamError::MissingField(_)
         | StreamError::Shape(_)
@@ -223,11 +216,8 @@ fn validate(v: &Value, rules: &StoreRules) -> Result<String, NotStored> {
         _ => return Err(NotStored::MultipleChoices),
     };
     let message = choice.get("message").and_then(Value::as_object).ok_or(NotStored::NotChatCompletion)?;
-    let reason = choice
-        .get("finish_reason")
-        .and_then(Value::as_str)
-        .filter(|r| !r.is_empty())
-        .ok_or(NotStored::Incomplete)?;
+    let reason =
+        choice.get("finish_reason").and_then(Value::as_str).filter(|r| !r.is_empty()).ok_or(NotStored::Incomplete)?;
     if !STORABLE_FINISH.contains(&reason) {
         // Bounded: the reason is upstream text and ends up in logs.
         return Err(NotStored::FinishReason(reason.chars().take(32).collect()));
@@ -362,8 +352,7 @@ data: [DONE]\n\n";
         c.push(b"{\"id\":");
         assert_eq!(c.finish(200, "application/json", &NO_TOOLS), Err(NotStored::Incomplete));
         assert_eq!(capture_json(&text(""), &NO_TOOLS), Err(NotStored::Empty));
-        let refusal =
-            completion(json!({"role": "assistant", "content": null, "refusal": "no"}), json!("stop"));
+        let refusal = completion(json!({"role": "assistant", "content": null, "refusal": "no"}), json!("stop"));
         assert_eq!(capture_json(&refusal, &NO_TOOLS), Err(NotStored::Empty));
     }
 
@@ -373,8 +362,7 @@ data: [DONE]\n\n";
         let mut c = Capture::new(1 << 20, true);
         c.push(cut);
         assert_eq!(c.finish(200, "text/event-stream", &NO_TOOLS), Err(NotStored::Incomplete));
-        let no_finish =
-            String::from_utf8_lossy(STREAM).replace("\"finish_reason\":\"stop\"", "\"finish_reason\":null");
+        let no_finish = String::from_utf8_lossy(STREAM).replace("\"finish_reason\":\"stop\"", "\"finish_reason\":null");
         let mut c = Capture::new(1 << 20, true);
         c.push(no_finish.as_bytes());
         assert_eq!(c.finish(200, "text/event-stream", &NO_TOOLS), Err(NotStored::Incomplete));
@@ -414,10 +402,7 @@ data: [DONE]\n\n";
             capture_json(&completion(msg.clone(), json!(long)), &NO_TOOLS),
             Err(NotStored::FinishReason("x".repeat(32)))
         );
-        assert_eq!(
-            capture_json(&completion(msg.clone(), Value::Null), &NO_TOOLS),
-            Err(NotStored::Incomplete)
-        );
+        assert_eq!(capture_json(&completion(msg.clone(), Value::Null), &NO_TOOLS), Err(NotStored::Incomplete));
         assert_eq!(capture_json(&completion(msg, json!("")), &NO_TOOLS), Err(NotStored::Incomplete));
     }
 
@@ -436,10 +421,8 @@ data: [DONE]\n\n";
         );
         assert_eq!(capture_json(&legacy, &NO_TOOLS), Err(NotStored::ToolCalls));
         // Tool calls in a message that finished with "stop" still count.
-        let mixed = completion(
-            json!({"role": "assistant", "content": "x", "tool_calls": [{"id": "c"}]}),
-            json!("stop"),
-        );
+        let mixed =
+            completion(json!({"role": "assistant", "content": "x", "tool_calls": [{"id": "c"}]}), json!("stop"));
         assert_eq!(capture_json(&mixed, &NO_TOOLS), Err(NotStored::ToolCalls));
     }
 
@@ -464,10 +447,7 @@ data: [DONE]\n\n";
         no_model["model"] = json!("");
         assert_eq!(capture_json(&no_model, &NO_TOOLS), Err(NotStored::NotChatCompletion));
         assert_eq!(capture_json(&json!([1]), &NO_TOOLS), Err(NotStored::NotChatCompletion));
-        assert_eq!(
-            capture_json(&json!({"error": {"message": "x"}}), &NO_TOOLS),
-            Err(NotStored::NotChatCompletion)
-        );
+        assert_eq!(capture_json(&json!({"error": {"message": "x"}}), &NO_TOOLS), Err(NotStored::NotChatCompletion));
         let mut parts = text("a");
         parts["choices"][0]["message"]["content"] = json!([{"type": "text", "text": "hi"}]);
         assert_eq!(capture_json(&parts, &NO_TOOLS), Err(NotStored::Empty));

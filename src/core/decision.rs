@@ -3,6 +3,7 @@
 //! Thresholds are cosine *distances*: smaller is stricter. A client may choose any threshold up to
 //! the operator limit (`maxThreshold`); anything looser is clamped to that limit.
 
+use crate::core::bypass::BypassReason;
 use crate::core::key::DEFAULT_USER_KEY;
 use crate::core::policy::Settings;
 
@@ -27,37 +28,32 @@ pub struct Directives {
 }
 
 /// Either directives, or the reason the request bypasses the cache entirely.
-pub fn decide(settings: &Settings, h: &RequestHeaders) -> Result<Directives, &'static str> {
+pub fn decide(settings: &Settings, h: &RequestHeaders) -> Result<Directives, BypassReason> {
     if !settings.enabled {
-        return Err("disabled");
+        return Err(BypassReason::Disabled);
     }
     if h.skip {
-        return Err("skip-header");
+        return Err(BypassReason::SkipHeader);
     }
     if let Some(o) = h.settings_overrides {
         if overrides_disable(o) {
-            return Err("disabled");
+            return Err(BypassReason::Disabled);
         }
     }
     let cc = CacheControl::parse(h.cache_control.unwrap_or(""));
     if cc.no_store {
-        return Err("no-store");
+        return Err(BypassReason::NoStore);
     }
     let threshold = match h.threshold.and_then(|t| t.trim().parse::<f64>().ok()) {
         Some(t) if t.is_finite() => t.clamp(0.0, settings.max_threshold),
         _ => settings.threshold,
     };
     let ttl_secs = match cc.max_age {
-        Some(0) => return Err("no-store"),
+        Some(0) => return Err(BypassReason::NoStore),
         Some(a) => a.min(settings.max_ttl_secs),
         None => settings.ttl_secs,
     };
-    let user_key = h
-        .cache_key
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-        .unwrap_or(DEFAULT_USER_KEY)
-        .to_string();
+    let user_key = h.cache_key.map(str::trim).filter(|k| !k.is_empty()).unwrap_or(DEFAULT_USER_KEY).to_string();
     Ok(Directives { lookup: !cc.no_cache, store: true, threshold, ttl_secs, user_key })
 }
 
@@ -112,7 +108,10 @@ mod tests {
     #[test]
     fn defaults() {
         let d = decide(&settings(), &RequestHeaders::default()).expect("cacheable");
-        assert_eq!(d, Directives { lookup: true, store: true, threshold: 0.1, ttl_secs: 100, user_key: "_default_".into() });
+        assert_eq!(
+            d,
+            Directives { lookup: true, store: true, threshold: 0.1, ttl_secs: 100, user_key: "_default_".into() }
+        );
     }
 
     #[test]
@@ -133,27 +132,29 @@ mod tests {
         let d = |v| decide(&s, &RequestHeaders { cache_control: Some(v), ..Default::default() });
         assert!(!d("no-cache").expect("ok").lookup);
         assert!(d("no-cache").expect("ok").store);
-        assert_eq!(d("no-store"), Err("no-store"));
-        assert_eq!(d("private, NO-STORE"), Err("no-store"));
+        assert_eq!(d("no-store"), Err(BypassReason::NoStore));
+        assert_eq!(d("private, NO-STORE"), Err(BypassReason::NoStore));
         assert_eq!(d("max-age=50").expect("ok").ttl_secs, 50);
         assert_eq!(d("max-age=5000").expect("ok").ttl_secs, 1000);
-        assert_eq!(d("max-age=0"), Err("no-store"));
+        assert_eq!(d("max-age=0"), Err(BypassReason::NoStore));
         assert_eq!(d("max-age=x").expect("ok").ttl_secs, 100);
     }
 
     #[test]
     fn overrides_and_skip() {
         let s = settings();
-        let off = RequestHeaders { settings_overrides: Some(r#"{"semantic_cache_enabled": false}"#), ..Default::default() };
-        assert_eq!(decide(&s, &off), Err("disabled"));
-        let on = RequestHeaders { settings_overrides: Some(r#"{"semantic_cache_enabled": true}"#), ..Default::default() };
+        let off =
+            RequestHeaders { settings_overrides: Some(r#"{"semantic_cache_enabled": false}"#), ..Default::default() };
+        assert_eq!(decide(&s, &off), Err(BypassReason::Disabled));
+        let on =
+            RequestHeaders { settings_overrides: Some(r#"{"semantic_cache_enabled": true}"#), ..Default::default() };
         assert!(decide(&s, &on).is_ok());
         let junk = RequestHeaders { settings_overrides: Some("{"), ..Default::default() };
         assert!(decide(&s, &junk).is_ok());
-        assert_eq!(decide(&s, &RequestHeaders { skip: true, ..Default::default() }), Err("skip-header"));
+        assert_eq!(decide(&s, &RequestHeaders { skip: true, ..Default::default() }), Err(BypassReason::SkipHeader));
         let mut disabled = s.clone();
         disabled.enabled = false;
-        assert_eq!(decide(&disabled, &RequestHeaders::default()), Err("disabled"));
+        assert_eq!(decide(&disabled, &RequestHeaders::default()), Err(BypassReason::Disabled));
     }
 
     #[test]

@@ -64,8 +64,7 @@ impl Frame<'_> {
             obj.insert("usage".into(), usage.cloned().unwrap_or(Value::Null));
         }
         self.out.extend_from_slice(b"data: ");
-        serde_json::to_writer(&mut self.out, &Value::Object(obj))
-            .map_err(|e| EntryError::Json(e.to_string()))?;
+        serde_json::to_writer(&mut self.out, &Value::Object(obj)).map_err(|e| EntryError::Json(e.to_string()))?;
         self.out.extend_from_slice(b"\n\n");
         Ok(())
     }
@@ -90,8 +89,7 @@ pub fn render_sse(stored_body: &[u8], include_usage: bool) -> Result<Vec<u8>, En
         .ok_or(EntryError::Shape("no choices"))?;
     let mut head = Map::new();
     for key in ["id", "created", "model"] {
-        let value =
-            obj.get(key).filter(|x| !x.is_null()).ok_or(EntryError::Shape("missing id/created/model"))?;
+        let value = obj.get(key).filter(|x| !x.is_null()).ok_or(EntryError::Shape("missing id/created/model"))?;
         head.insert(key.into(), value.clone());
     }
     head.insert("object".into(), json!("chat.completion.chunk"));
@@ -102,10 +100,8 @@ pub fn render_sse(stored_body: &[u8], include_usage: bool) -> Result<Vec<u8>, En
     let null = Value::Null;
     for (pos, choice) in choices.iter().enumerate() {
         let index = choice.get("index").cloned().unwrap_or_else(|| json!(pos));
-        let message = choice
-            .get("message")
-            .and_then(Value::as_object)
-            .ok_or(EntryError::Shape("choice without message"))?;
+        let message =
+            choice.get("message").and_then(Value::as_object).ok_or(EntryError::Shape("choice without message"))?;
         let finish = choice
             .get("finish_reason")
             .filter(|r| r.is_string())
@@ -123,8 +119,7 @@ pub fn render_sse(stored_body: &[u8], include_usage: bool) -> Result<Vec<u8>, En
             f.delta(&index, json!({"refusal": refusal}), &null)?;
         }
         for (i, call) in tool_calls.into_iter().flatten().enumerate() {
-            let mut call =
-                call.as_object().cloned().ok_or(EntryError::Shape("tool call is not an object"))?;
+            let mut call = call.as_object().cloned().ok_or(EntryError::Shape("tool call is not an object"))?;
             call.insert("index".into(), json!(i));
             f.delta(&index, json!({"tool_calls": [call]}), &null)?;
         }
@@ -230,17 +225,13 @@ mod tests {
 
     #[test]
     fn round_trips_through_the_assembler() {
-        for (text, finish) in
-            [("Hello, world!", "stop"), ("", "stop"), (&*"日本語のテキスト。".repeat(7), "length")]
+        for (text, finish) in [("Hello, world!", "stop"), ("", "stop"), (&*"日本語のテキスト。".repeat(7), "length")]
         {
             for usage in [false, true] {
                 let body = stored(json!(text), finish);
                 let back = reassemble(&render_sse(&body, usage).unwrap());
                 let orig: Value = serde_json::from_slice(&body).unwrap();
-                assert_eq!(
-                    back["choices"][0]["message"]["content"],
-                    orig["choices"][0]["message"]["content"]
-                );
+                assert_eq!(back["choices"][0]["message"]["content"], orig["choices"][0]["message"]["content"]);
                 assert_eq!(back["choices"][0]["message"]["role"], "assistant");
                 assert_eq!(back["choices"][0]["finish_reason"], finish);
                 assert_eq!(back["id"], orig["id"]);

@@ -1,38 +1,33 @@
 //! The per-request state machine. It makes no host calls: every callback becomes a method call
-//! that returns `Command`s for the host layer to run.
+//! that returns a `Step`: the commands for the host layer to run and whether the request then
+//! continues or waits.
 //!
-//! `Inspect -> ExactLookup -> Embed -> Search -> Hit | Forward -> Capture -> Store`; every
-//! failure leads to `Forward` with `x-cache-status: BYPASS` (fail open), a counter and a log line.
+//! `Start -> Buffering -> ExactLookup -> Embedding -> Searching -> Answered | Miss -> Capturing`;
+//! every failure leads to `Bypass` (the request goes upstream with `x-cache-status: BYPASS`: fail
+//! open), a counter and a log line. Each state carries the data it needs, so nothing is kept beside it.
 
 use std::rc::Rc;
 
+use crate::core::bypass::BypassReason;
 use crate::core::capture::{Capture, StoreRules};
 use crate::core::decision::{decide, Directives, RequestHeaders};
 use crate::core::embed::provider::{self, EmbedCall, EmbedError};
+use crate::core::embed::LOCAL_EMBED_IS_CHEAP;
 use crate::core::entry;
+use crate::core::headers::{
+    bypass_headers, DISTANCE_HEADER, KEY_HEADER, MATCH_HEADER, OVERRIDES_HEADER, REFUSED_HEADER, STATUS_HEADER,
+    THRESHOLD_HEADER,
+};
 use crate::core::key::{entry_key, partition_tag, PartitionInputs};
+use crate::core::log::Level;
 use crate::core::metrics::Metric;
 use crate::core::policy::{Policy, Provider, Settings};
+use crate::core::redis::resp::{self, RedisConn};
+use crate::core::redis::store::conn_of;
 use crate::core::request::{is_chat_path, parse_chat, ChatRequest};
-use crate::core::resp::{self, RedisConn, Reply};
-
-pub const STATUS_HEADER: &str = "x-cache-status";
-pub const MATCH_HEADER: &str = "x-cache-match";
-pub const DISTANCE_HEADER: &str = "x-cache-distance";
-pub const REASON_HEADER: &str = "x-cache-bypass-reason";
-pub const THRESHOLD_HEADER: &str = "x-semantic-threshold";
-pub const KEY_HEADER: &str = "x-semantic-cache-key";
-pub const OVERRIDES_HEADER: &str = "x-settings-overrides";
+use crate::core::verify::{canonical, Query, Refusal};
 
 const ENTRY_FIELDS: [&str; 4] = ["body", "ctype", "created", "model"];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    Debug,
-    Info,
-    Warn,
-    Error,
-}
 
 #[derive(Debug, PartialEq)]
 pub enum Command {
@@ -43,13 +38,42 @@ pub enum Command {
     /// Compute the embedding in the filter; answer with `on_embedding`.
     EmbedLocal(String),
     /// Answer the client now (a hit).
-    Respond { status: u32, headers: Vec<(String, String)>, body: Vec<u8> },
-    /// Let the request continue upstream.
-    Resume,
+    Respond {
+        status: u32,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
+    /// Add this header to the response on its way to the client.
+    ResponseHeader(String, String),
     /// Enqueue this RESP pipeline to be written by the root context (survives the stream).
     Store(Vec<u8>),
     Count(Metric),
     Log(Level, String),
+}
+
+/// After a step's commands ran: does the request go on (upstream), or wait (for a callout's
+/// answer, or because it was answered locally)?
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    Continue,
+    Wait,
+}
+
+/// What every handler returns.
+#[derive(Debug, PartialEq)]
+pub struct Step {
+    pub cmds: Vec<Command>,
+    pub next: Next,
+}
+
+impl Step {
+    pub fn go(cmds: Vec<Command>) -> Step {
+        Step { cmds, next: Next::Continue }
+    }
+
+    pub fn wait(cmds: Vec<Command>) -> Step {
+        Step { cmds, next: Next::Wait }
+    }
 }
 
 #[derive(Debug, PartialEq)]
@@ -74,19 +98,46 @@ pub struct RequestMeta<'a> {
     pub header: &'a dyn Fn(&str) -> Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
 enum State {
     /// Headers not seen yet.
     Start,
-    Bypass(&'static str),
-    Buffering,
-    ExactLookup,
-    Embedding,
-    Searching,
+    /// Waiting for the whole request body.
+    Buffering(Inspected),
+    /// Exact-match `HMGET` in flight.
+    ExactLookup(Pending),
+    /// Embedding (callout or local) in flight.
+    Embedding(Pending),
+    /// Remote provider: the exact lookup and the embedding callout in flight side by side.
+    Racing(Box<Racing>),
+    /// KNN search in flight.
+    Searching(Search),
     /// Answered from the cache; the local reply's response callbacks must not store again.
     Answered,
-    /// Forwarded upstream on a miss; the response may be captured.
-    Miss,
+    /// Forwarded upstream on a miss; waiting for the response headers.
+    Miss(Search),
+    /// A miss whose response is being captured for the store.
+    Capturing(Box<Capturing>),
+    /// A miss with nothing (more) to store.
+    MissDone,
+    Bypass(BypassReason),
+}
+
+impl State {
+    fn name(&self) -> &'static str {
+        match self {
+            State::Start => "start",
+            State::Buffering(_) => "buffering",
+            State::ExactLookup(_) => "exact-lookup",
+            State::Embedding(_) => "embedding",
+            State::Racing(_) => "racing",
+            State::Searching(_) => "searching",
+            State::Answered => "answered",
+            State::Miss(_) => "miss",
+            State::Capturing(_) => "capturing",
+            State::MissDone => "miss-done",
+            State::Bypass(_) => "bypass",
+        }
+    }
 }
 
 /// Known after the request headers.
@@ -104,73 +155,92 @@ struct Pending {
     chat: ChatRequest,
     tag: String,
     key: String,
-    vector: Option<Vec<f32>>,
+}
+
+/// A request with its embedding.
+struct Search {
+    req: Pending,
+    vector: Vec<f32>,
+    /// The KNN pipeline also carries the exact lookup (`HMGET` first): a cheap local embedding
+    /// makes one round trip cheaper than two.
+    with_exact: bool,
+    /// Set on a miss whose candidates within the threshold were all refused by the verifier
+    /// (the nearest one's reason), for the `x-cache-refused` response header.
+    refused: Option<Refusal>,
+}
+
+/// The exact lookup and the embedding callout, both in flight; each slot fills when its reply
+/// arrives (the exact one with `false`: it missed; a hit answers at once).
+struct Racing {
+    req: Pending,
+    exact_missed: bool,
+    embedding: Option<Result<Vec<f32>, EmbedError>>,
+}
+
+struct Capturing {
+    search: Search,
+    capture: Capture,
+    status: u16,
+    content_type: String,
 }
 
 pub struct Flow {
     policy: Rc<Policy>,
     state: State,
-    inspected: Option<Inspected>,
-    pending: Option<Pending>,
-    capture: Option<Capture>,
-    /// Response-side verdict: whether the captured response may be stored.
-    response_status: u16,
-    response_ctype: String,
 }
 
 impl Flow {
     pub fn new(policy: Rc<Policy>) -> Self {
-        Flow { policy, state: State::Start, inspected: None, pending: None, capture: None, response_status: 0, response_ctype: String::new() }
+        Flow { policy, state: State::Start }
     }
 
     pub fn is_buffering(&self) -> bool {
-        self.state == State::Buffering
+        matches!(self.state, State::Buffering(_))
     }
 
     /// Whether response body chunks are wanted (a miss whose answer may be stored).
     pub fn is_capturing(&self) -> bool {
-        self.state == State::Miss && self.capture.is_some()
+        matches!(self.state, State::Capturing(_))
     }
 
     pub fn status(&self) -> &'static str {
         match self.state {
             State::Answered => "HIT",
-            State::Miss => "MISS",
+            State::Miss(_) | State::Capturing(_) | State::MissDone => "MISS",
             _ => "BYPASS",
         }
     }
 
-    pub fn bypass_reason(&self) -> Option<&'static str> {
+    pub fn bypass_reason(&self) -> Option<BypassReason> {
         match self.state {
             State::Bypass(r) => Some(r),
             _ => None,
         }
     }
 
-    /// Request headers. Returns `true` when the body must be buffered (host pauses), `false`
-    /// when the request bypasses the cache (host continues).
-    pub fn on_request_headers(&mut self, m: &RequestMeta) -> (bool, Vec<Command>) {
-        let mut cmds = vec![Command::Count(Metric::Requests)];
+    /// Request headers. Waits when the body must be buffered, continues when the request
+    /// bypasses the cache.
+    pub fn on_request_headers(&mut self, m: &RequestMeta) -> Step {
+        let cmds = vec![Command::Count(Metric::Requests)];
         let (settings, rule) = self.policy.settings_for(m.method, m.path, m.route_name);
         let reason = if !m.method.eq_ignore_ascii_case("POST") {
-            Some("method")
+            Some(BypassReason::Method)
         } else if rule.is_none() && !is_chat_path(m.path) {
-            Some("path")
+            Some(BypassReason::Path)
         } else if m.end_of_stream {
-            Some("no-body")
+            Some(BypassReason::NoBody)
         } else if m.index_mismatch {
-            Some("dimension-mismatch")
+            Some(BypassReason::DimensionMismatch)
         } else if (m.header)("content-length")
             .and_then(|l| l.trim().parse::<usize>().ok())
             .is_some_and(|l| l > self.policy.max_request_body_bytes)
         {
-            Some("body-too-large")
+            Some(BypassReason::BodyTooLarge)
         } else {
             None
         };
         if let Some(r) = reason {
-            self.bypass(r, &mut cmds);
-            return (false, cmds);
+            return self.bypass(r, cmds);
         }
         let cc = (m.header)("cache-control");
         let th = (m.header)(THRESHOLD_HEADER);
@@ -185,10 +255,7 @@ impl Flow {
         };
         let directives = match decide(settings, &headers) {
             Ok(d) => d,
-            Err(r) => {
-                self.bypass(r, &mut cmds);
-                return (false, cmds);
-            }
+            Err(r) => return self.bypass(r, cmds),
         };
         let tenant = if settings.partition.tenant {
             settings.partition.tenant_headers.iter().find_map(|h| (m.header)(h))
@@ -199,9 +266,8 @@ impl Flow {
             Some(name) => format!("rule:{name}"),
             None => format!("route:{}", m.route_name.unwrap_or("")),
         });
-        self.inspected = Some(Inspected { settings: settings.clone(), directives, tenant, route });
-        self.state = State::Buffering;
-        (true, cmds)
+        self.state = State::Buffering(Inspected { settings: settings.clone(), directives, tenant, route });
+        Step::wait(cmds)
     }
 
     /// Max bytes the host may buffer; past it the host calls `on_body_too_large`.
@@ -209,30 +275,24 @@ impl Flow {
         self.policy.max_request_body_bytes
     }
 
-    pub fn on_body_too_large(&mut self) -> Vec<Command> {
-        let mut cmds = Vec::new();
-        if self.state == State::Buffering {
-            self.bypass("body-too-large", &mut cmds);
-            cmds.push(Command::Resume);
+    pub fn on_body_too_large(&mut self) -> Step {
+        match std::mem::replace(&mut self.state, State::Start) {
+            State::Buffering(_) => self.bypass(BypassReason::BodyTooLarge, Vec::new()),
+            other => self.ignore(other, "body too large"),
         }
-        cmds
     }
 
     /// The complete request body.
-    pub fn on_request_body(&mut self, body: &[u8], path: &str) -> Vec<Command> {
-        let mut cmds = Vec::new();
-        if self.state != State::Buffering {
-            return cmds;
-        }
-        let Some(i) = self.inspected.take() else { return cmds };
-        let chat = match parse_chat(body, path, i.settings.embed.last_user_messages, i.settings.partition.context_window) {
-            Ok(c) => c,
-            Err(e) => {
-                self.bypass(e.reason(), &mut cmds);
-                cmds.push(Command::Resume);
-                return cmds;
-            }
+    pub fn on_request_body(&mut self, body: &[u8], path: &str) -> Step {
+        let i = match std::mem::replace(&mut self.state, State::Start) {
+            State::Buffering(i) => i,
+            other => return self.ignore(other, "request body"),
         };
+        let chat =
+            match parse_chat(body, path, i.settings.embed.last_user_messages, i.settings.partition.context_window) {
+                Ok(c) => c,
+                Err(e) => return self.bypass(e.reason(), Vec::new()),
+            };
         let tag = partition_tag(&PartitionInputs {
             model: &chat.model,
             tenant: i.tenant.as_deref(),
@@ -240,41 +300,60 @@ impl Flow {
             user_key: &i.directives.user_key,
             context: &chat.context,
         });
-        let key = entry_key(&self.policy.vector_store.key_prefix, &tag, &chat.embed_text);
-        let lookup = i.directives.lookup;
-        let exact = resp::hmget(&key, &ENTRY_FIELDS);
-        self.pending =
-            Some(Pending { settings: i.settings, directives: i.directives, chat, tag, key, vector: None });
-        if lookup {
-            self.state = State::ExactLookup;
-            cmds.push(Command::Redis(self.pipeline(&[exact])));
-        } else {
+        // The exact tier keys on the canonical form, so near-repeats (case, punctuation, quotes,
+        // contractions) are answered without an embedding; see verify/canon.rs.
+        let key = entry_key(&self.policy.vector_store.key_prefix, &tag, &canonical(&chat.embed_text));
+        let req = Pending { settings: i.settings, directives: i.directives, chat, tag, key };
+        if !req.directives.lookup {
             // `no-cache`: no lookup, but the answer is stored, which needs its vector.
-            cmds.extend(self.start_embedding());
+            return self.start_embedding(req);
         }
-        cmds
+        let exact = self.pipeline(&[resp::hmget(&req.key, &ENTRY_FIELDS)]);
+        match self.policy.embedding.provider {
+            // Exact and KNN go in one pipeline after the (microseconds) embedding.
+            Provider::Local if LOCAL_EMBED_IS_CHEAP => self.start_embedding(req),
+            // An expensive in-filter model only runs when the exact tier missed, and so does a
+            // remote one when the policy says so (no embedding spend on exact hits).
+            p if p == Provider::Local || !self.policy.embedding.parallel => {
+                self.state = State::ExactLookup(req);
+                Step::wait(vec![Command::Redis(exact)])
+            }
+            // A miss costs max(exact, embedding) + KNN, not their sum. The embedding goes first:
+            // if its dispatch fails the result waits in `Racing`, while a failed exact dispatch
+            // ends the lookup, and nothing should be sent after that.
+            _ => {
+                let embed = self.embed_command(&req);
+                self.state = State::Racing(Box::new(Racing { req, exact_missed: false, embedding: None }));
+                Step::wait(vec![embed, Command::Redis(exact)])
+            }
+        }
     }
 
-    fn start_embedding(&mut self) -> Vec<Command> {
-        let Some(p) = self.pending.as_ref() else { return Vec::new() };
-        self.state = State::Embedding;
+    fn start_embedding(&mut self, req: Pending) -> Step {
+        let cmd = self.embed_command(&req);
+        self.state = State::Embedding(req);
+        Step::wait(vec![cmd])
+    }
+
+    fn embed_command(&self, req: &Pending) -> Command {
         let e = &self.policy.embedding;
         if e.provider == Provider::Local {
-            return vec![Command::EmbedLocal(p.chat.embed_text.clone())];
+            Command::EmbedLocal(req.chat.embed_text.clone())
+        } else {
+            let EmbedCall { headers, body } = provider::build_request(e, &req.chat.embed_text);
+            Command::Embed(EmbedCallout {
+                cluster: e.cluster.clone(),
+                authority: e.authority.clone(),
+                path: e.path.clone(),
+                headers,
+                body,
+                timeout_ms: e.timeout_ms,
+            })
         }
-        let EmbedCall { headers, body } = provider::build_request(e, &p.chat.embed_text);
-        vec![Command::Embed(EmbedCallout {
-            cluster: e.cluster.clone(),
-            authority: e.authority.clone(),
-            path: e.path.clone(),
-            headers,
-            body,
-            timeout_ms: e.timeout_ms,
-        })]
     }
 
     /// Reply of a remote embedding callout: `None` when the call failed (timeout, reset).
-    pub fn on_embed_reply(&mut self, reply: Option<(u16, &[u8])>) -> Vec<Command> {
+    pub fn on_embed_reply(&mut self, reply: Option<(u16, &[u8])>) -> Step {
         let result = match reply {
             None => Err(EmbedError::Call("no response (timeout or connection failure)".into())),
             Some((status, body)) => provider::parse_response(status, body, self.policy.embedding.dimensions),
@@ -282,106 +361,213 @@ impl Flow {
         self.on_embedding(result)
     }
 
-    pub fn on_embedding(&mut self, result: Result<Vec<f32>, EmbedError>) -> Vec<Command> {
-        let mut cmds = Vec::new();
-        if self.state != State::Embedding {
-            return cmds;
-        }
+    pub fn on_embedding(&mut self, result: Result<Vec<f32>, EmbedError>) -> Step {
+        let req = match std::mem::replace(&mut self.state, State::Start) {
+            State::Embedding(req) => req,
+            // The exact reply is still due: keep the result until it arrives (it may be a hit).
+            State::Racing(mut r) if !r.exact_missed => {
+                r.embedding = Some(result);
+                self.state = State::Racing(r);
+                return Step::wait(Vec::new());
+            }
+            State::Racing(r) => r.req,
+            other => return self.ignore(other, "embedding"),
+        };
+        self.embedded(req, result, false)
+    }
+
+    /// The embedding is known (and the exact tier missed, unless `with_exact`): search.
+    fn embedded(&mut self, req: Pending, result: Result<Vec<f32>, EmbedError>, exact_missed: bool) -> Step {
         let vector = match result {
             Ok(v) => v,
             Err(e) => {
-                let reason = if matches!(e, EmbedError::Dimensions { .. }) { "dimension-mismatch" } else { "embedding-error" };
-                cmds.push(Command::Count(Metric::EmbeddingError));
-                cmds.push(Command::Log(Level::Warn, format!("embedding failed ({}): {e}", self.policy.embedding.provider.as_str())));
-                self.bypass(reason, &mut cmds);
-                cmds.push(Command::Resume);
-                return cmds;
+                let reason = if matches!(e, EmbedError::Dimensions { .. }) {
+                    BypassReason::DimensionMismatch
+                } else {
+                    BypassReason::EmbeddingError
+                };
+                let cmds = vec![
+                    Command::Count(Metric::EmbeddingError),
+                    Command::Log(
+                        Level::Warn,
+                        format!("embedding failed ({}): {e}", self.policy.embedding.provider.as_str()),
+                    ),
+                ];
+                return self.bypass(reason, cmds);
             }
         };
-        let Some(p) = self.pending.as_mut() else { return cmds };
-        if !p.directives.lookup {
-            p.vector = Some(vector);
-            self.miss(&mut cmds);
-            return cmds;
+        // A cheap local embedding ran before any lookup: the exact one rides in the KNN pipeline.
+        let with_exact = !exact_missed && self.policy.embedding.provider == Provider::Local && LOCAL_EMBED_IS_CHEAP;
+        let search = Search { req, vector, with_exact, refused: None };
+        if !search.req.directives.lookup {
+            return self.miss(search);
         }
-        let search = resp::ft_search_knn(&self.policy.vector_store.index_name, &p.tag, &vector);
-        p.vector = Some(vector);
-        self.state = State::Searching;
-        cmds.push(Command::Redis(self.pipeline(&[search])));
-        cmds
+        let vs = &self.policy.vector_store;
+        let knn = resp::ft_search_knn(&vs.index_name, &search.req.tag, &search.vector, search.req.settings.top_k);
+        let pipeline = if with_exact {
+            self.pipeline(&[resp::hmget(&search.req.key, &ENTRY_FIELDS), knn])
+        } else {
+            self.pipeline(&[knn])
+        };
+        self.state = State::Searching(search);
+        Step::wait(vec![Command::Redis(pipeline)])
     }
 
     /// Reply of a Redis callout: `None` when the call failed.
-    pub fn on_redis_reply(&mut self, reply: Option<&[u8]>, now_secs: u64) -> Vec<Command> {
-        let mut cmds = Vec::new();
-        let Some(bytes) = reply else {
-            self.redis_failed("no response (timeout or connection failure)", &mut cmds);
-            return cmds;
-        };
-        let reply = match resp::single_reply(&self.conn(), bytes) {
+    pub fn on_redis_reply(&mut self, reply: Option<&[u8]>, now_secs: u64) -> Step {
+        match std::mem::replace(&mut self.state, State::Start) {
+            State::ExactLookup(req) => self.on_exact_reply(req, reply, now_secs),
+            State::Racing(r) => self.on_racing_exact_reply(*r, reply, now_secs),
+            State::Searching(search) => self.on_search_reply(search, reply, now_secs),
+            other => self.ignore(other, "redis reply"),
+        }
+    }
+
+    /// An event the current state does not expect (e.g. a callout answering after the response
+    /// already started, or the embedding after an exact hit): the state stays. The request was not
+    /// paused for this event, so there is nothing to resume (`Wait`): resuming a request that was
+    /// answered locally or already continued is not ours to do.
+    fn ignore(&mut self, state: State, event: &str) -> Step {
+        let msg = format!("{event} ignored in state {}", state.name());
+        self.state = state;
+        Step::wait(vec![Command::Log(Level::Debug, msg)])
+    }
+
+    fn on_exact_reply(&mut self, req: Pending, reply: Option<&[u8]>, now: u64) -> Step {
+        let reply = match self.single_reply(reply) {
             Ok(r) => r,
-            Err(e) => {
-                self.redis_failed(&e.to_string(), &mut cmds);
-                return cmds;
+            Err(e) => return self.redis_failed(&e),
+        };
+        match resp::parse_hmget(&reply) {
+            Ok(Some(fields)) => match exact_hit(fields) {
+                Some((body, created)) => self.hit(&req, &body, created, None, now),
+                None => self.redis_failed("exact entry lacks fields"),
+            },
+            Ok(None) => self.start_embedding(req),
+            Err(e) => self.redis_failed(&e.to_string()),
+        }
+    }
+
+    /// The exact reply while the embedding callout may still be in flight.
+    fn on_racing_exact_reply(&mut self, mut r: Racing, reply: Option<&[u8]>, now: u64) -> Step {
+        let reply = match self.single_reply(reply) {
+            Ok(reply) => reply,
+            Err(e) => return self.redis_failed(&e),
+        };
+        match resp::parse_hmget(&reply) {
+            Ok(Some(fields)) => match exact_hit(fields) {
+                Some((body, created)) => self.hit(&r.req, &body, created, None, now),
+                None => self.redis_failed("exact entry lacks fields"),
+            },
+            Ok(None) => match r.embedding.take() {
+                Some(result) => self.embedded(r.req, result, true),
+                None => {
+                    r.exact_missed = true;
+                    self.state = State::Racing(Box::new(r));
+                    Step::wait(Vec::new())
+                }
+            },
+            Err(e) => self.redis_failed(&e.to_string()),
+        }
+    }
+
+    fn on_search_reply(&mut self, mut search: Search, reply: Option<&[u8]>, now: u64) -> Step {
+        let knn = if search.with_exact {
+            let replies = match self.replies(reply, 2) {
+                Ok(r) => r,
+                Err(e) => return self.redis_failed(&e),
+            };
+            let mut it = replies.into_iter();
+            let (Some(exact), Some(knn)) = (it.next(), it.next()) else {
+                return self.redis_failed("expected 2 replies");
+            };
+            match resp::parse_hmget(&exact) {
+                Ok(Some(fields)) => {
+                    return match exact_hit(fields) {
+                        Some((body, created)) => self.hit(&search.req, &body, created, None, now),
+                        None => self.redis_failed("exact entry lacks fields"),
+                    }
+                }
+                Ok(None) => knn,
+                Err(e) => return self.redis_failed(&e.to_string()),
+            }
+        } else {
+            match self.single_reply(reply) {
+                Ok(r) => r,
+                Err(e) => return self.redis_failed(&e),
             }
         };
-        match self.state {
-            State::ExactLookup => match resp::parse_hmget(&reply) {
-                Ok(Some(fields)) => match exact_hit(fields) {
-                    Some((body, created)) => self.hit(&body, created, None, now_secs, &mut cmds),
-                    None => self.redis_failed("exact entry lacks fields", &mut cmds),
-                },
-                Ok(None) => cmds.extend(self.start_embedding()),
-                Err(e) => self.redis_failed(&e.to_string(), &mut cmds),
-            },
-            State::Searching => {
-                let Some(threshold) = self.pending.as_ref().map(|p| p.directives.threshold) else { return cmds };
-                match resp::parse_search(&reply) {
-                    Ok(Some(hit)) if f64::from(hit.distance) <= threshold => {
-                        self.hit(&hit.body, hit.created, Some(hit.distance), now_secs, &mut cmds)
+        match resp::parse_search_all(&knn) {
+            Ok(hits) => {
+                let mut cmds = Vec::new();
+                let query = search.req.settings.verify.map(|s| Query::with_strictness(&search.req.chat.embed_text, s));
+                // Nearest first; the first candidate within the threshold that the verifier
+                // accepts answers. A refused one is counted and the next is tried.
+                for hit in hits.iter().filter(|h| f64::from(h.distance) <= search.req.directives.threshold) {
+                    let verdict = match (&query, hit.prompt.as_deref()) {
+                        (None, _) => Ok(()),
+                        (Some(q), Some(stored)) => q.verify(stored),
+                        // Written before prompts were stored: nothing to verify against.
+                        (Some(_), None) => Err(Refusal::Substitution),
+                    };
+                    match verdict {
+                        Ok(()) => {
+                            let mut step = self.hit(&search.req, &hit.body, hit.created, Some(hit.distance), now);
+                            cmds.append(&mut step.cmds);
+                            return Step { cmds, next: step.next };
+                        }
+                        Err(r) => {
+                            cmds.push(Command::Count(Metric::Refused(r)));
+                            search.refused.get_or_insert(r);
+                        }
                     }
-                    Ok(_) => self.miss(&mut cmds),
-                    Err(resp::RespError::Server(msg)) if resp::is_missing_index(&msg) => self.miss(&mut cmds),
-                    Err(resp::RespError::Server(msg)) if resp::is_dimension_mismatch(&msg) => {
-                        cmds.push(Command::Count(Metric::RedisError));
-                        cmds.push(Command::Log(
-                            Level::Error,
-                            format!(
-                                "vector dimension mismatch: index `{}` was created with another DIM than embedding.dimensions={} ({msg}); drop the index or use another vectorStore.indexName",
-                                self.policy.vector_store.index_name, self.policy.embedding.dimensions
-                            ),
-                        ));
-                        self.bypass("dimension-mismatch", &mut cmds);
-                        cmds.push(Command::Resume);
-                    }
-                    Err(e) => self.redis_failed(&e.to_string(), &mut cmds),
                 }
+                let mut step = self.miss(search);
+                cmds.append(&mut step.cmds);
+                Step { cmds, next: step.next }
             }
-            _ => {}
+            Err(resp::RespError::Server(msg)) if resp::is_missing_index(&msg) => self.miss(search),
+            Err(resp::RespError::Server(msg)) if resp::is_dimension_mismatch(&msg) => {
+                let cmds = vec![
+                    Command::Count(Metric::RedisError),
+                    Command::Log(
+                        Level::Error,
+                        format!(
+                            "vector dimension mismatch: index `{}` was created with another DIM than embedding.dimensions={} ({msg}); drop the index or use another vectorStore.indexName",
+                            self.policy.vector_store.index_name, self.policy.embedding.dimensions
+                        ),
+                    ),
+                ];
+                self.bypass(BypassReason::DimensionMismatch, cmds)
+            }
+            Err(e) => self.redis_failed(&e.to_string()),
         }
-        cmds
     }
 
-    fn redis_failed(&mut self, msg: &str, cmds: &mut Vec<Command>) {
-        if !matches!(self.state, State::ExactLookup | State::Searching) {
-            return;
-        }
-        cmds.push(Command::Count(Metric::RedisError));
-        cmds.push(Command::Log(Level::Warn, format!("redis lookup failed: {msg}")));
-        self.bypass("redis-error", cmds);
-        cmds.push(Command::Resume);
+    fn single_reply(&self, reply: Option<&[u8]>) -> Result<resp::Reply, String> {
+        let bytes = reply.ok_or("no response (timeout or connection failure)")?;
+        resp::single_reply(&self.conn(), bytes).map_err(|e| e.to_string())
     }
 
-    fn hit(&mut self, stored: &[u8], created: u64, distance: Option<f32>, now: u64, cmds: &mut Vec<Command>) {
-        let Some(p) = self.pending.as_ref() else { return };
-        let (body, ctype) = if p.chat.stream {
-            match entry::render_sse(stored, p.chat.include_usage) {
+    /// The replies of a pipeline of `n` commands (after AUTH/SELECT, before QUIT).
+    fn replies(&self, reply: Option<&[u8]>, n: usize) -> Result<Vec<resp::Reply>, String> {
+        let bytes = reply.ok_or("no response (timeout or connection failure)")?;
+        let all = resp::parse_replies(bytes).map_err(|e| e.to_string())?;
+        resp::split_exact(&self.conn(), all, n).map_err(|e| e.to_string())
+    }
+
+    fn redis_failed(&mut self, msg: &str) -> Step {
+        let cmds =
+            vec![Command::Count(Metric::RedisError), Command::Log(Level::Warn, format!("redis lookup failed: {msg}"))];
+        self.bypass(BypassReason::RedisError, cmds)
+    }
+
+    fn hit(&mut self, req: &Pending, stored: &[u8], created: u64, distance: Option<f32>, now: u64) -> Step {
+        let (body, ctype) = if req.chat.stream {
+            match entry::render_sse(stored, req.chat.include_usage) {
                 Ok(b) => (b, entry::SSE_CONTENT_TYPE),
-                Err(e) => {
-                    // An entry we cannot render is treated like a Redis failure: go upstream.
-                    self.redis_failed(&format!("stored entry unusable: {e}"), cmds);
-                    return;
-                }
+                // An entry we cannot render is treated like a Redis failure: go upstream.
+                Err(e) => return self.redis_failed(&format!("stored entry unusable: {e}")),
             }
         } else {
             (entry::render_json(stored), entry::JSON_CONTENT_TYPE)
@@ -393,120 +579,134 @@ impl Flow {
             (DISTANCE_HEADER.to_string(), format!("{:.4}", distance.unwrap_or(0.0).max(0.0))),
             ("age".to_string(), now.saturating_sub(created).to_string()),
         ];
-        if p.chat.stream {
+        if req.chat.stream {
             headers.push(("cache-control".to_string(), "no-cache".to_string()));
         }
-        cmds.push(Command::Count(if distance.is_some() { Metric::HitSemantic } else { Metric::HitExact }));
         self.state = State::Answered;
-        cmds.push(Command::Respond { status: 200, headers, body });
+        // The request stays paused: the local reply ends it.
+        Step::wait(vec![
+            Command::Count(if distance.is_some() { Metric::HitSemantic } else { Metric::HitExact }),
+            Command::Respond { status: 200, headers, body },
+        ])
     }
 
-    fn miss(&mut self, cmds: &mut Vec<Command>) {
-        self.state = State::Miss;
-        cmds.push(Command::Count(Metric::Miss));
-        cmds.push(Command::Resume);
+    fn miss(&mut self, search: Search) -> Step {
+        self.state = State::Miss(search);
+        Step::go(vec![Command::Count(Metric::Miss)])
     }
 
-    fn bypass(&mut self, reason: &'static str, cmds: &mut Vec<Command>) {
+    fn bypass(&mut self, reason: BypassReason, mut cmds: Vec<Command>) -> Step {
         self.state = State::Bypass(reason);
-        self.inspected = None;
-        self.pending = None;
         cmds.push(Command::Count(Metric::Bypass));
-        cmds.push(Command::Log(Level::Debug, format!("bypass: {reason}")));
+        cmds.push(Command::Log(Level::Debug, format!("bypass: {}", reason.code())));
+        Step::go(cmds)
     }
 
-    /// Headers to add to the response (and commands to run). Starts the capture on a miss that
-    /// may be stored.
-    pub fn on_response_headers(&mut self, status: u16, content_type: &str) -> (Vec<(String, String)>, Vec<Command>) {
+    /// The response headers: adds ours (and starts the capture on a miss that may be stored).
+    /// The response always continues.
+    pub fn on_response_headers(&mut self, status: u16, content_type: &str) -> Step {
         let mut cmds = Vec::new();
-        let headers = match self.state {
-            State::Answered => Vec::new(),
-            State::Miss => {
-                self.response_status = status;
-                self.response_ctype = content_type.to_string();
-                match &self.pending {
-                    Some(p) if self.store_allowed(p) => {
-                        self.capture = Some(Capture::new(self.policy.max_response_body_bytes, p.chat.stream));
-                    }
-                    _ => {
-                        self.pending = None;
-                        cmds.push(Command::Count(Metric::StoreSkipped));
-                    }
+        let miss = |refused: Option<Refusal>| {
+            let mut h = vec![(STATUS_HEADER.to_string(), "MISS".to_string())];
+            if let Some(r) = refused {
+                h.push((REFUSED_HEADER.to_string(), r.code().to_string()));
+            }
+            h
+        };
+        let headers = match std::mem::replace(&mut self.state, State::Start) {
+            State::Answered => {
+                self.state = State::Answered;
+                Vec::new()
+            }
+            State::Miss(search) => {
+                let refused = search.refused;
+                if store_allowed(&search.req) {
+                    let capture = Capture::new(self.policy.max_response_body_bytes, search.req.chat.stream);
+                    let c = Capturing { search, capture, status, content_type: content_type.to_string() };
+                    self.state = State::Capturing(Box::new(c));
+                } else {
+                    self.state = State::MissDone;
+                    cmds.push(Command::Count(Metric::StoreSkipped));
                 }
-                vec![(STATUS_HEADER.to_string(), "MISS".to_string())]
+                miss(refused)
+            }
+            s @ (State::Capturing(_) | State::MissDone) => {
+                self.state = s;
+                miss(None)
             }
             // Request headers never reached us (e.g. a local reply from an earlier filter).
             State::Start => Vec::new(),
-            State::Bypass(reason) => bypass_headers(reason),
+            State::Bypass(reason) => {
+                self.state = State::Bypass(reason);
+                bypass_headers(reason)
+            }
             // The request is still in flight on our side (e.g. the router answered early).
-            _ => {
-                self.state = State::Bypass("not-cacheable");
-                self.pending = None;
-                bypass_headers("not-cacheable")
+            State::Buffering(_)
+            | State::ExactLookup(_)
+            | State::Embedding(_)
+            | State::Racing(_)
+            | State::Searching(_) => {
+                self.state = State::Bypass(BypassReason::NotCacheable);
+                bypass_headers(BypassReason::NotCacheable)
             }
         };
-        (headers, cmds)
-    }
-
-    fn store_allowed(&self, p: &Pending) -> bool {
-        p.directives.store
-            && p.chat.n <= 1
-            && !p.chat.logprobs
-            && match (p.settings.store.max_temperature, p.chat.temperature) {
-                (Some(max), Some(t)) => t <= max,
-                _ => true,
-            }
+        let mut all: Vec<Command> = headers.into_iter().map(|(k, v)| Command::ResponseHeader(k, v)).collect();
+        all.extend(cmds);
+        Step::go(all)
     }
 
     /// A response body chunk as it passes (never held back). At the end of the stream, returns
     /// the store command when the captured answer may be stored.
-    pub fn on_response_body(&mut self, chunk: &[u8], end_of_stream: bool, now_secs: u64) -> Vec<Command> {
-        let mut cmds = Vec::new();
-        if self.state != State::Miss {
-            return cmds;
-        }
-        let Some(cap) = self.capture.as_mut() else { return cmds };
-        cap.push(chunk);
+    pub fn on_response_body(&mut self, chunk: &[u8], end_of_stream: bool, now_secs: u64) -> Step {
+        Step::go(self.capture(chunk, end_of_stream, now_secs))
+    }
+
+    fn capture(&mut self, chunk: &[u8], end_of_stream: bool, now_secs: u64) -> Vec<Command> {
+        let State::Capturing(c) = &mut self.state else { return Vec::new() };
+        c.capture.push(chunk);
         if !end_of_stream {
-            return cmds;
+            return Vec::new();
         }
-        let (Some(cap), Some(p)) = (self.capture.take(), self.pending.take()) else { return cmds };
-        let rules = StoreRules { allow_tool_calls: p.settings.store.tool_calls };
-        let stored = match cap.finish(self.response_status, &self.response_ctype, &rules) {
+        let State::Capturing(c) = std::mem::replace(&mut self.state, State::MissDone) else { return Vec::new() };
+        let Capturing { search: Search { req, vector, .. }, capture, status, content_type } = *c;
+        let rules = StoreRules { allow_tool_calls: req.settings.store.tool_calls };
+        let stored = match capture.finish(status, &content_type, &rules) {
             Ok(s) => s,
             Err(why) => {
-                cmds.push(Command::Count(Metric::StoreSkipped));
-                cmds.push(Command::Log(Level::Debug, format!("not stored: {why:?}")));
-                return cmds;
+                return vec![
+                    Command::Count(Metric::StoreSkipped),
+                    Command::Log(Level::Debug, format!("not stored: {why:?}")),
+                ]
             }
         };
-        let Some(vector) = p.vector.as_ref() else { return cmds };
         let vs = &self.policy.vector_store;
         let created = now_secs.to_string();
-        let blob = resp::vector_blob(vector);
+        let blob = resp::vector_blob(&vector);
         let pipeline = self.pipeline(&[
             resp::ft_create(&vs.index_name, &vs.key_prefix, self.policy.embedding.dimensions),
             resp::hset(
-                &p.key,
+                &req.key,
                 &[
-                    ("partition", p.tag.as_bytes()),
+                    ("partition", req.tag.as_bytes()),
                     ("vec", &blob),
                     ("body", &stored.body),
                     ("ctype", stored.content_type.as_bytes()),
                     ("created", created.as_bytes()),
-                    ("model", p.chat.model.as_bytes()),
+                    ("model", req.chat.model.as_bytes()),
+                    // What the verifier compares a later candidate with (README: stored data).
+                    ("prompt", req.chat.embed_text.as_bytes()),
                 ],
             ),
-            resp::expire(&p.key, p.directives.ttl_secs),
+            resp::expire(&req.key, req.directives.ttl_secs),
         ]);
-        cmds.push(Command::Store(pipeline));
-        cmds
+        vec![Command::Store(pipeline)]
     }
 
     /// The client went away before the response completed: nothing is stored.
     pub fn on_done(&mut self) {
-        self.capture = None;
-        self.pending = None;
+        if matches!(self.state, State::Miss(_) | State::Capturing(_)) {
+            self.state = State::MissDone;
+        }
     }
 
     fn conn(&self) -> RedisConn {
@@ -518,36 +718,14 @@ impl Flow {
     }
 }
 
-/// Response headers of a request that bypassed the cache.
-pub fn bypass_headers(reason: &str) -> Vec<(String, String)> {
-    vec![(STATUS_HEADER.to_string(), "BYPASS".to_string()), (REASON_HEADER.to_string(), reason.to_string())]
-}
-
-pub fn conn_of(policy: &Policy) -> RedisConn {
-    let vs = &policy.vector_store;
-    RedisConn { username: vs.username.clone(), password: vs.password.clone(), database: vs.database }
-}
-
-/// Checks the replies of a store pipeline (FT.CREATE, HSET, EXPIRE). "Index already exists" is
-/// the normal answer to FT.CREATE.
-pub fn check_store_reply(preamble: usize, reply: Option<&[u8]>) -> Result<(), String> {
-    let bytes = reply.ok_or("no response (timeout or connection failure)")?;
-    let replies = resp::parse_replies(bytes).map_err(|e| e.to_string())?;
-    let replies = resp::split_after_preamble(preamble, replies).map_err(|e| e.to_string())?;
-    if replies.len() != 3 {
-        return Err(format!("expected 3 replies, got {}", replies.len()));
-    }
-    for (i, r) in replies.iter().enumerate() {
-        if let Reply::Error(msg) = r {
-            if !(i == 0 && resp::is_index_exists(msg)) {
-                return Err(format!("redis error: {msg}"));
-            }
+fn store_allowed(p: &Pending) -> bool {
+    p.directives.store
+        && p.chat.n <= 1
+        && !p.chat.logprobs
+        && match (p.settings.store.max_temperature, p.chat.temperature) {
+            (Some(max), Some(t)) => t <= max,
+            _ => true,
         }
-    }
-    match replies.get(2) {
-        Some(Reply::Integer(1)) => Ok(()),
-        _ => Err("EXPIRE did not apply".into()),
-    }
 }
 
 fn exact_hit(fields: Vec<Option<Vec<u8>>>) -> Option<(Vec<u8>, u64)> {

@@ -71,7 +71,13 @@ mod tests {
     use super::*;
 
     fn inputs() -> PartitionInputs<'static> {
-        PartitionInputs { model: "m", tenant: Some("Bearer a"), route: Some("r"), user_key: DEFAULT_USER_KEY, context: "{}" }
+        PartitionInputs {
+            model: "m",
+            tenant: Some("Bearer a"),
+            route: Some("r"),
+            user_key: DEFAULT_USER_KEY,
+            context: "{}",
+        }
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Metric names (Envoy shows them as `wasmcustom.<name>`) and the sink the host implements.
 
+use crate::core::verify::Refusal;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Metric {
     Requests,
@@ -13,10 +15,12 @@ pub enum Metric {
     EmbeddingError,
     RedisError,
     PolicyError,
+    /// A semantic candidate within the threshold refused by the verifier, by reason.
+    Refused(Refusal),
 }
 
 impl Metric {
-    pub const ALL: [Metric; 11] = [
+    pub const ALL: [Metric; 20] = [
         Metric::Requests,
         Metric::HitExact,
         Metric::HitSemantic,
@@ -28,6 +32,15 @@ impl Metric {
         Metric::EmbeddingError,
         Metric::RedisError,
         Metric::PolicyError,
+        Metric::Refused(Refusal::Number),
+        Metric::Refused(Refusal::Unit),
+        Metric::Refused(Refusal::Negation),
+        Metric::Refused(Refusal::Contrast),
+        Metric::Refused(Refusal::Time),
+        Metric::Refused(Refusal::Scope),
+        Metric::Refused(Refusal::Entity),
+        Metric::Refused(Refusal::Order),
+        Metric::Refused(Refusal::Substitution),
     ];
 
     pub fn name(self) -> &'static str {
@@ -43,6 +56,17 @@ impl Metric {
             Metric::EmbeddingError => "semantic_cache.embedding_error",
             Metric::RedisError => "semantic_cache.redis_error",
             Metric::PolicyError => "semantic_cache.policy_error",
+            Metric::Refused(r) => match r {
+                Refusal::Number => "semantic_cache.refused.number",
+                Refusal::Unit => "semantic_cache.refused.unit",
+                Refusal::Negation => "semantic_cache.refused.negation",
+                Refusal::Contrast => "semantic_cache.refused.contrast",
+                Refusal::Time => "semantic_cache.refused.time",
+                Refusal::Scope => "semantic_cache.refused.scope",
+                Refusal::Entity => "semantic_cache.refused.entity",
+                Refusal::Order => "semantic_cache.refused.order",
+                Refusal::Substitution => "semantic_cache.refused.substitution",
+            },
         }
     }
 
@@ -85,6 +109,10 @@ mod tests {
         assert_eq!(names.len(), Metric::ALL.len());
         for (i, m) in Metric::ALL.iter().enumerate() {
             assert_eq!(m.index(), i);
+        }
+        for r in Refusal::ALL {
+            assert!(Metric::ALL.contains(&Metric::Refused(r)), "{r:?}");
+            assert!(Metric::Refused(r).name().ends_with(r.code()));
         }
     }
 }

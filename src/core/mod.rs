@@ -1,16 +1,17 @@
 //! Host-free core: everything here runs natively under `cargo test`.
+pub mod bypass;
 pub mod calibration;
 pub mod capture;
 pub mod decision;
 pub mod embed;
 pub mod entry;
 pub mod flow;
-pub mod index;
+pub mod headers;
 pub mod key;
+pub mod log;
 pub mod metrics;
 pub mod policy;
+pub mod redis;
 pub mod request;
-pub mod resp;
 pub mod sse;
-pub mod store_job;
 pub mod verify;

@@ -7,6 +7,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use thiserror::Error;
 
+use crate::core::verify::Strictness;
+
 /// Longest TTL we accept from anyone (policy or `Cache-Control: max-age`): 30 days.
 pub const TTL_CEILING_SECS: u64 = 30 * 24 * 3600;
 
@@ -56,6 +58,9 @@ pub struct Embedding {
     pub dimensions: usize,
     pub timeout_ms: u64,
     pub max_tokens: usize,
+    /// Remote providers: send the embedding request beside the exact lookup, so a miss costs
+    /// max(exact, embedding) + KNN; an exact hit then pays for an embedding it does not use.
+    pub parallel: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -101,6 +106,10 @@ pub struct Settings {
     pub embed: EmbedOpts,
     pub partition: PartitionOpts,
     pub store: StoreOpts,
+    /// The verifier's setting for semantic candidates (`None` = off: distance alone decides).
+    pub verify: Option<Strictness>,
+    /// How many KNN candidates within the threshold are checked; the nearest that passes answers.
+    pub top_k: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -154,8 +163,18 @@ struct RawPolicy {
 }
 
 /// Keys of `RawSettings`, accepted at the top level and in every rule.
-const SETTINGS_KEYS: &[&str] =
-    &["enabled", "threshold", "maxThreshold", "ttlSeconds", "maxTtlSeconds", "embed", "partition", "store"];
+const SETTINGS_KEYS: &[&str] = &[
+    "enabled",
+    "threshold",
+    "maxThreshold",
+    "ttlSeconds",
+    "maxTtlSeconds",
+    "embed",
+    "partition",
+    "store",
+    "verify",
+    "topK",
+];
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -168,6 +187,8 @@ struct RawSettings {
     embed: Option<RawEmbedOpts>,
     partition: Option<RawPartition>,
     store: Option<RawStore>,
+    verify: Option<String>,
+    top_k: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -185,6 +206,8 @@ struct RawEmbedding {
     timeout_ms: u64,
     #[serde(default = "d_max_tokens")]
     max_tokens: usize,
+    #[serde(default = "d_true")]
+    parallel: bool,
 }
 
 #[derive(Deserialize)]
@@ -275,17 +298,42 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
-fn d_max_req() -> usize { 1024 * 1024 }
-fn d_max_resp() -> usize { 4 * 1024 * 1024 }
-fn d_skip_header() -> String { "x-semantic-cache-skip".into() }
-fn d_embed_cluster() -> String { "embedding".into() }
-fn d_embed_timeout() -> u64 { 3000 }
-fn d_max_tokens() -> usize { 128 }
-fn d_store_type() -> String { "redis".into() }
-fn d_redis_cluster() -> String { "redis".into() }
-fn d_index() -> String { "semcache_idx".into() }
-fn d_prefix() -> String { "semcache:".into() }
-fn d_redis_timeout() -> u64 { 1000 }
+fn d_max_req() -> usize {
+    1024 * 1024
+}
+fn d_max_resp() -> usize {
+    4 * 1024 * 1024
+}
+fn d_skip_header() -> String {
+    "x-semantic-cache-skip".into()
+}
+fn d_embed_cluster() -> String {
+    "embedding".into()
+}
+fn d_embed_timeout() -> u64 {
+    3000
+}
+fn d_true() -> bool {
+    true
+}
+fn d_max_tokens() -> usize {
+    128
+}
+fn d_store_type() -> String {
+    "redis".into()
+}
+fn d_redis_cluster() -> String {
+    "redis".into()
+}
+fn d_index() -> String {
+    "semcache_idx".into()
+}
+fn d_prefix() -> String {
+    "semcache:".into()
+}
+fn d_redis_timeout() -> u64 {
+    1000
+}
 
 /// Default distance threshold for remote providers (their distance scales differ by model;
 /// calibrate per model). The in-filter model has its own, measured default below.
@@ -294,11 +342,16 @@ pub const DEFAULT_THRESHOLD: f64 = 0.1;
 /// down; see bench/quality/results.md.
 pub const DEFAULT_THRESHOLD_LOCAL: f64 = 0.008;
 pub const DEFAULT_TTL_SECS: u64 = 3600;
+/// KNN candidates checked per lookup: a trap that happens to be nearest must not hide a true
+/// paraphrase behind it (see bench/quality).
+pub const DEFAULT_TOP_K: usize = 5;
+pub const MAX_TOP_K: usize = 20;
 
 // ---------- validation ----------
 
 pub fn parse_policy(bytes: &[u8]) -> Result<Policy, PolicyError> {
-    let v: Value = serde_json::from_slice(bytes).map_err(|e| PolicyError::new("(policy)", trim_serde(e.to_string())))?;
+    let v: Value =
+        serde_json::from_slice(bytes).map_err(|e| PolicyError::new("(policy)", trim_serde(e.to_string())))?;
     let Value::Object(mut top) = v else { return Err(PolicyError::new("(policy)", "must be a JSON object")) };
     let settings = take_settings(&mut top);
     let rules = match top.remove("rules") {
@@ -362,6 +415,8 @@ impl TryFrom<RawPolicy> for Policy {
                 context_window: None,
             },
             store: StoreOpts { tool_calls: false, max_temperature: None },
+            verify: Some(Strictness::default()),
+            top_k: DEFAULT_TOP_K,
         };
         let defaults = apply_settings(&base, &raw.settings, "")?;
         let mut rules = Vec::with_capacity(raw.rules.len());
@@ -412,9 +467,8 @@ fn validate_embedding(e: RawEmbedding) -> Result<Embedding, PolicyError> {
     let (authority, path) = match (e.provider, e.url.as_deref()) {
         (Provider::Local, _) => (String::new(), String::new()),
         (_, None) => return Err(PolicyError::new("embedding.url", "is required for a remote provider")),
-        (_, Some(url)) => split_url(url).ok_or_else(|| {
-            PolicyError::new("embedding.url", "must be an absolute http(s) URL with a host")
-        })?,
+        (_, Some(url)) => split_url(url)
+            .ok_or_else(|| PolicyError::new("embedding.url", "must be an absolute http(s) URL with a host"))?,
     };
     if e.provider != Provider::Local && e.cluster.trim().is_empty() {
         return Err(PolicyError::new("embedding.cluster", "must not be empty"));
@@ -444,6 +498,7 @@ fn validate_embedding(e: RawEmbedding) -> Result<Embedding, PolicyError> {
         dimensions: e.dimensions,
         timeout_ms: e.timeout_ms,
         max_tokens: e.max_tokens,
+        parallel: e.parallel,
     })
 }
 
@@ -572,12 +627,30 @@ fn apply_settings(base: &Settings, raw: &RawSettings, at: &str) -> Result<Settin
             s.store.max_temperature = m;
         }
     }
+    if let Some(v) = &raw.verify {
+        s.verify = match v.as_str() {
+            "off" => None,
+            code => Some(
+                Strictness::from_code(code)
+                    .ok_or_else(|| PolicyError::new(&f("verify"), "must be one of strict, balanced, off"))?,
+            ),
+        };
+    }
+    if let Some(k) = raw.top_k {
+        if !(1..=MAX_TOP_K).contains(&k) {
+            return Err(PolicyError::new(&f("topK"), format!("must be between 1 and {MAX_TOP_K}")));
+        }
+        s.top_k = k;
+    }
     Ok(s)
 }
 
 fn validate_match(m: RawMatch, at: &str) -> Result<RuleMatch, PolicyError> {
     if m.path_prefix.is_none() && m.path_template.is_none() && m.route_name.is_none() && m.methods.is_empty() {
-        return Err(PolicyError::new(&format!("{at}.match"), "needs at least one of pathPrefix, pathTemplate, methods, routeName"));
+        return Err(PolicyError::new(
+            &format!("{at}.match"),
+            "needs at least one of pathPrefix, pathTemplate, methods, routeName",
+        ));
     }
     if let Some(p) = &m.path_prefix {
         if !p.starts_with('/') {
@@ -592,7 +665,10 @@ fn validate_match(m: RawMatch, at: &str) -> Result<RuleMatch, PolicyError> {
             }
             let segs: Vec<String> = t.split('/').skip(1).map(str::to_string).collect();
             if segs.iter().rev().skip(1).any(|s| s == "**") {
-                return Err(PolicyError::new(&format!("{at}.match.pathTemplate"), "** is only allowed as the last segment"));
+                return Err(PolicyError::new(
+                    &format!("{at}.match.pathTemplate"),
+                    "** is only allowed as the last segment",
+                ));
             }
             Some(segs)
         }
@@ -638,7 +714,13 @@ fn template_matches(template: &[String], path: &str) -> bool {
         }
         let Some(s) = segs.get(i) else { return false };
         let is_var = t.starts_with('{') && t.ends_with('}');
-        if is_var { if s.is_empty() { return false; } } else if t != s { return false; }
+        if is_var {
+            if s.is_empty() {
+                return false;
+            }
+        } else if t != s {
+            return false;
+        }
     }
     segs.len() == template.len()
 }
@@ -653,6 +735,10 @@ impl Policy {
             .unwrap_or((&self.defaults, None))
     }
 }
+
+#[cfg(test)]
+#[path = "policy_schema_tests.rs"]
+mod schema_tests;
 
 #[cfg(test)]
 mod tests {
@@ -686,7 +772,8 @@ mod tests {
     fn azure_defaults_to_api_key_header() {
         let mut v = base();
         v["embedding"]["provider"] = "azure-openai".into();
-        v["embedding"]["url"] = "https://x.openai.azure.com/openai/deployments/e/embeddings?api-version=2024-02-01".into();
+        v["embedding"]["url"] =
+            "https://x.openai.azure.com/openai/deployments/e/embeddings?api-version=2024-02-01".into();
         let p = parse(v).expect("valid");
         assert_eq!(p.embedding.auth_header, "api-key");
         assert_eq!(p.embedding.path, "/openai/deployments/e/embeddings?api-version=2024-02-01");

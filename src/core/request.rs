@@ -5,6 +5,8 @@ use serde_json::{Map, Value};
 use thiserror::Error;
 use unicode_normalization::UnicodeNormalization;
 
+use crate::core::bypass::BypassReason;
+
 #[derive(Debug, Error, PartialEq)]
 pub enum RequestError {
     #[error("body is not valid JSON")]
@@ -18,11 +20,11 @@ pub enum RequestError {
 }
 
 impl RequestError {
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> BypassReason {
         match self {
-            RequestError::InvalidJson => "invalid-json",
-            RequestError::NotChat => "not-chat",
-            RequestError::NoUserMessage | RequestError::NonTextContent => "not-cacheable",
+            RequestError::InvalidJson => BypassReason::InvalidJson,
+            RequestError::NotChat => BypassReason::NotChat,
+            RequestError::NoUserMessage | RequestError::NonTextContent => BypassReason::NotCacheable,
         }
     }
 }
@@ -125,21 +127,32 @@ pub fn parse_chat(
     let v: Value = serde_json::from_slice(body).map_err(|_| RequestError::InvalidJson)?;
     let obj = v.as_object().ok_or(RequestError::NotChat)?;
     let messages = obj.get("messages").and_then(Value::as_array).ok_or(RequestError::NotChat)?;
-    let model = match azure_deployment(path) {
-        Some(dep) => format!("azure/{dep}"),
-        None => obj.get("model").and_then(Value::as_str).ok_or(RequestError::NotChat)?.to_string(),
+    // Without `model` (and no Azure deployment in the path) the upstream route picks the model; the
+    // route and the provider are in the partition, so the empty model cannot mix two models' answers.
+    let model = match (azure_deployment(path), obj.get("model")) {
+        (Some(dep), _) => format!("azure/{dep}"),
+        (None, Some(Value::String(m))) => m.clone(),
+        (None, None | Some(Value::Null)) => String::new(),
+        (None, Some(_)) => return Err(RequestError::NotChat),
     };
     let role = |m: &Value| m.get("role").and_then(Value::as_str).unwrap_or("").to_string();
 
-    // Indices of the last N user messages: these are embedded, everything else is context.
-    let mut embedded: Vec<usize> = messages
-        .iter()
-        .enumerate()
-        .rev()
-        .filter(|(_, m)| role(m) == "user")
-        .take(last_user_messages.max(1))
-        .map(|(i, _)| i)
-        .collect();
+    // A prompt sent as the only or last message with a system/developer role (WSO2's sample
+    // payload) is embedded itself. Otherwise the last N user messages are embedded and everything
+    // else is context.
+    let last_role = messages.last().map(role).unwrap_or_default();
+    let mut embedded: Vec<usize> = if last_role == "system" || last_role == "developer" {
+        vec![messages.len() - 1]
+    } else {
+        messages
+            .iter()
+            .enumerate()
+            .rev()
+            .filter(|(_, m)| role(m) == "user")
+            .take(last_user_messages.max(1))
+            .map(|(i, _)| i)
+            .collect()
+    };
     embedded.reverse();
     // The last user message must be the last message: otherwise the request continues a turn
     // (e.g. tool results after it) and the answer depends on what follows.
@@ -193,11 +206,8 @@ pub fn parse_chat(
     let context = serde_json::json!({"s": system, "h": others, "p": params}).to_string();
 
     let stream = obj.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    let include_usage = obj
-        .get("stream_options")
-        .and_then(|o| o.get("include_usage"))
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let include_usage =
+        obj.get("stream_options").and_then(|o| o.get("include_usage")).and_then(Value::as_bool).unwrap_or(false);
     let n = obj.get("n").and_then(Value::as_u64).unwrap_or(1);
     let temperature = obj.get("temperature").and_then(Value::as_f64);
     let logprobs = obj.get("logprobs").and_then(Value::as_bool).unwrap_or(false);
@@ -240,9 +250,13 @@ mod tests {
     fn errors() {
         assert_eq!(parse_chat(b"{", "/v1/chat/completions", 1, None), Err(RequestError::InvalidJson));
         assert_eq!(chat(serde_json::json!({"model": "m"})), Err(RequestError::NotChat));
-        assert_eq!(chat(serde_json::json!({"messages": []})), Err(RequestError::NotChat));
         assert_eq!(
-            chat(serde_json::json!({"model": "m", "messages": [{"role": "system", "content": "x"}]})),
+            chat(serde_json::json!({"model": 3, "messages": [{"role": "user", "content": "q"}]})),
+            Err(RequestError::NotChat)
+        );
+        assert_eq!(chat(serde_json::json!({"model": "m", "messages": []})), Err(RequestError::NoUserMessage));
+        assert_eq!(
+            chat(serde_json::json!({"model": "m", "messages": [{"role": "assistant", "content": "x"}]})),
             Err(RequestError::NoUserMessage)
         );
         let img = serde_json::json!({"model": "m", "messages": [{"role": "user", "content": [
@@ -251,6 +265,21 @@ mod tests {
         let tool_after = serde_json::json!({"model": "m", "messages": [
             {"role": "user", "content": "q"}, {"role": "tool", "content": "r", "tool_call_id": "1"}]});
         assert_eq!(chat(tool_after), Err(RequestError::NoUserMessage));
+    }
+
+    #[test]
+    fn system_only_prompt_without_model_is_embedded() {
+        // WSO2's sample: one system message, Azure deployment path, no model in the body.
+        let body = serde_json::json!({"messages": [{"role": "system", "content": " How do I reset my password? "}]});
+        let r = parse_chat(body.to_string().as_bytes(), "/openai/deployments/gpt-4o/chat/completions", 1, None)
+            .expect("ok");
+        assert_eq!((r.embed_text.as_str(), r.model.as_str()), ("How do I reset my password?", "azure/gpt-4o"));
+        // A developer message after a system prompt: the last one is embedded, the first is context.
+        let r = chat(serde_json::json!({"messages": [{"role": "system", "content": "Be brief."},
+            {"role": "developer", "content": "Explain DNS"}]}))
+        .expect("ok");
+        assert_eq!((r.embed_text.as_str(), r.model.as_str()), ("Explain DNS", ""));
+        assert!(r.context.contains("Be brief.") && !r.context.contains("Explain DNS"));
     }
 
     #[test]

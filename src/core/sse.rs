@@ -506,10 +506,8 @@ mod tests {
             json!([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": null}]),
         )))
         .unwrap();
-        a.push_data(&chunk(base(json!([{"index": 0, "delta": {"content": "Hel"}, "finish_reason": null}]))))
-            .unwrap();
-        a.push_data(&chunk(base(json!([{"index": 0, "delta": {"content": "lo"}, "finish_reason": null}]))))
-            .unwrap();
+        a.push_data(&chunk(base(json!([{"index": 0, "delta": {"content": "Hel"}, "finish_reason": null}])))).unwrap();
+        a.push_data(&chunk(base(json!([{"index": 0, "delta": {"content": "lo"}, "finish_reason": null}])))).unwrap();
         a.push_data(&chunk(base(json!([{"index": 0, "delta": {}, "finish_reason": "stop"}])))).unwrap();
         let mut last = base(json!([]));
         last["usage"] = json!({"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5});
@@ -572,9 +570,15 @@ mod tests {
         let mut a = StreamAssembler::new();
         a.push_data(&chunk(base(json!([{"index": 0, "delta": {"role": "assistant", "content": null,
             "tool_calls": [{"index": 0, "id": "call_a", "type": "function", "function": {"name": "get_weather", "arguments": ""}}]}}])))).unwrap();
-        a.push_data(&chunk(base(json!([{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "{\"city\":"}}]}}])))).unwrap();
+        a.push_data(&chunk(base(
+            json!([{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "{\"city\":"}}]}}]),
+        )))
+        .unwrap();
         a.push_data(&chunk(base(json!([{"index": 0, "delta": {"tool_calls": [{"index": 1, "id": "call_b", "type": "function", "function": {"name": "now", "arguments": "{}"}}]}}])))).unwrap();
-        a.push_data(&chunk(base(json!([{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "\"Paris\"}"}}]}}])))).unwrap();
+        a.push_data(&chunk(base(
+            json!([{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "\"Paris\"}"}}]}}]),
+        )))
+        .unwrap();
         a.push_data(&chunk(base(json!([{"index": 0, "delta": {}, "finish_reason": "tool_calls"}])))).unwrap();
         a.push_data(b"[DONE]").unwrap();
         let v = a.finish().unwrap();
@@ -595,21 +599,22 @@ mod tests {
             json!([{"index": 1, "delta": {"function_call": {"name": "g", "arguments": "{\"a\""}}}]),
         )))
         .unwrap();
-        a.push_data(&chunk(base(json!([{"index": 1, "delta": {"function_call": {"arguments": ":1}"}}, "finish_reason": "function_call"}])))).unwrap();
+        a.push_data(&chunk(base(
+            json!([{"index": 1, "delta": {"function_call": {"arguments": ":1}"}}, "finish_reason": "function_call"}]),
+        )))
+        .unwrap();
         a.push_data(b"[DONE]").unwrap();
         let v = a.finish().unwrap();
         assert_eq!(v["choices"][0]["message"]["tool_calls"][0]["type"], "function");
-        assert_eq!(
-            v["choices"][1]["message"]["function_call"],
-            json!({"name": "g", "arguments": "{\"a\":1}"})
-        );
+        assert_eq!(v["choices"][1]["message"]["function_call"], json!({"name": "g", "arguments": "{\"a\":1}"}));
     }
 
     #[test]
     fn multiple_choices_and_refusal() {
         let mut a = StreamAssembler::new();
         a.push_data(&chunk(base(json!([{"index": 1, "delta": {"content": "B"}, "finish_reason": "stop"},
-                                         {"index": 0, "delta": {"refusal": "no"}, "finish_reason": "stop"}])))).unwrap();
+                                         {"index": 0, "delta": {"refusal": "no"}, "finish_reason": "stop"}]))))
+            .unwrap();
         a.push_data(b"[DONE]").unwrap();
         let v = a.finish().unwrap();
         assert_eq!(v["choices"][0]["index"], 0);

@@ -1,125 +1,85 @@
-//! Host calls used by the filter, made through `proxy_wasm::hostcalls` so that a failing call
-//! becomes an error we handle (fail open) instead of an SDK unwrap that aborts the VM.
+//! What the filter needs from its host, as a trait: the proxy-wasm host implements it on wasm32
+//! (`host::proxy`), a recording fake in the tests (`host::fake`). The host logic in `http.rs` and
+//! `root.rs` only talks to this trait, so it runs natively under `cargo test`.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use proxy_wasm::hostcalls;
-use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType, Status};
+use thiserror::Error;
 
-use crate::core::flow::Level;
+use crate::core::log::Level;
+use crate::core::metrics::{Metric, Timing};
 
-pub fn log(level: Level, msg: &str) {
-    let l = match level {
-        Level::Debug => LogLevel::Debug,
-        Level::Info => LogLevel::Info,
-        Level::Warn => LogLevel::Warn,
-        Level::Error => LogLevel::Error,
-    };
-    let _ = hostcalls::log(l, &format!("semantic-cache: {msg}"));
+/// A host call that failed (the proxy-wasm status, as text).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{0}")]
+pub struct HostError(pub String);
+
+/// What a callback tells the host: go on with the stream, or hold it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Continue,
+    Pause,
 }
 
-pub fn now_secs() -> u64 {
-    now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Buffer {
+    RequestBody,
+    ResponseBody,
+    PluginConfiguration,
 }
 
-pub fn now() -> SystemTime {
-    hostcalls::get_current_time().unwrap_or(UNIX_EPOCH)
+/// An HTTP callout (always a POST).
+#[derive(Debug, Clone, Copy)]
+pub struct HttpCall<'a> {
+    pub cluster: &'a str,
+    pub authority: &'a str,
+    pub path: &'a str,
+    pub headers: &'a [(String, String)],
+    pub body: &'a [u8],
+    pub timeout_ms: u64,
 }
 
-pub fn micros_since(t: SystemTime) -> u64 {
-    now().duration_since(t).map(|d| d.as_micros() as u64).unwrap_or(0)
-}
+pub trait Host {
+    fn log(&self, level: Level, msg: &str);
+    fn now(&self) -> SystemTime;
 
-pub fn request_header(name: &str) -> Option<String> {
-    hostcalls::get_map_value(MapType::HttpRequestHeaders, name).ok().flatten()
-}
+    fn request_header(&self, name: &str) -> Option<String>;
+    fn response_header(&self, name: &str) -> Option<String>;
+    fn remove_request_header(&self, name: &str);
+    fn set_response_header(&self, name: &str, value: &str);
+    /// Up to `size` bytes of a buffer (empty when it cannot be read).
+    fn buffer(&self, kind: Buffer, size: usize) -> Vec<u8>;
+    fn property(&self, path: &[&str]) -> Option<String>;
 
-pub fn response_header(name: &str) -> Option<String> {
-    hostcalls::get_map_value(MapType::HttpResponseHeaders, name).ok().flatten()
-}
+    /// Starts a callout; its answer arrives as a call response with the returned token.
+    fn dispatch(&self, call: &HttpCall) -> Result<u32, HostError>;
+    /// Status and body of the callout response now being delivered; `None` when the call failed.
+    fn call_response(&self, num_headers: usize, body_size: usize) -> Option<(u16, Vec<u8>)>;
+    fn send_response(&self, status: u32, headers: &[(String, String)], body: &[u8]) -> Result<(), HostError>;
+    fn resume_request(&self);
 
-pub fn remove_request_header(name: &str) {
-    let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
-}
+    /// Defines the counters and histograms (once per root context, at configure time).
+    fn define_metrics(&self);
+    fn count(&self, m: Metric);
+    fn time(&self, t: Timing, micros: u64);
+    fn set_tick(&self, period: Duration);
 
-pub fn set_response_header(name: &str, value: &str) {
-    let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, name, Some(value));
-}
+    /// Registers the queue that carries store jobs to the root context; `false` when it failed.
+    fn register_store_queue(&self) -> bool;
+    fn enqueue_store(&self, job: &[u8]) -> Result<(), HostError>;
+    fn dequeue_store(&self) -> Option<Vec<u8>>;
 
-pub fn buffer(kind: BufferType, size: usize) -> Vec<u8> {
-    hostcalls::get_buffer(kind, 0, size).ok().flatten().unwrap_or_default()
-}
-
-pub fn property_string(path: Vec<&str>) -> Option<String> {
-    hostcalls::get_property(path).ok().flatten().and_then(|b| String::from_utf8(b).ok())
-}
-
-pub fn dispatch(
-    cluster: &str,
-    authority: &str,
-    path: &str,
-    headers: &[(String, String)],
-    body: &[u8],
-    timeout_ms: u64,
-) -> Result<u32, Status> {
-    let mut h: Vec<(&str, &str)> = vec![(":method", "POST"), (":path", path), (":authority", authority)];
-    h.extend(headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    hostcalls::dispatch_http_call(cluster, h, Some(body), vec![], Duration::from_millis(timeout_ms))
-}
-
-/// POSTs a RESP pipeline to a Redis cluster (`envoy.upstreams.http.tcp`); the path and authority
-/// are only there because Envoy requires them.
-pub fn dispatch_redis(cluster: &str, pipeline: &[u8], timeout_ms: u64) -> Result<u32, Status> {
-    dispatch(cluster, cluster, "/", &[], pipeline, timeout_ms)
-}
-
-/// Status and body of the callout response now being delivered; `None` when the call failed
-/// (Envoy delivers a failed call as a response without headers).
-pub fn call_response(num_headers: usize, body_size: usize) -> Option<(u16, Vec<u8>)> {
-    if num_headers == 0 {
-        return None;
+    fn now_secs(&self) -> u64 {
+        self.now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
     }
-    let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
-        .ok()
-        .flatten()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    Some((status, buffer(BufferType::HttpCallResponseBody, body_size)))
-}
 
-pub fn send_response(status: u32, headers: &[(String, String)], body: &[u8]) -> Result<(), Status> {
-    let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    hostcalls::send_http_response(status, h, Some(body))
-}
+    fn micros_since(&self, t: SystemTime) -> u64 {
+        self.now().duration_since(t).map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)).unwrap_or(0)
+    }
 
-pub fn resume_request() {
-    let _ = hostcalls::resume_http_request();
-}
-
-pub fn define(kind: MetricType, name: &str) -> Option<u32> {
-    hostcalls::define_metric(kind, name).ok()
-}
-
-pub fn increment(id: u32) {
-    let _ = hostcalls::increment_metric(id, 1);
-}
-
-pub fn record(id: u32, value: u64) {
-    let _ = hostcalls::record_metric(id, value);
-}
-
-pub fn set_tick(period: Duration) {
-    let _ = hostcalls::set_tick_period(period);
-}
-
-pub fn register_queue(name: &str) -> Option<u32> {
-    hostcalls::register_shared_queue(name).ok()
-}
-
-pub fn enqueue(queue: u32, data: &[u8]) -> Result<(), Status> {
-    hostcalls::enqueue_shared_queue(queue, Some(data))
-}
-
-pub fn dequeue(queue: u32) -> Option<Vec<u8>> {
-    hostcalls::dequeue_shared_queue(queue).ok().flatten()
+    /// POSTs a RESP pipeline to a Redis cluster (`envoy.upstreams.http.tcp`); the path and
+    /// authority are only there because Envoy requires them.
+    fn dispatch_redis(&self, cluster: &str, pipeline: &[u8], timeout_ms: u64) -> Result<u32, HostError> {
+        self.dispatch(&HttpCall { cluster, authority: cluster, path: "/", headers: &[], body: pipeline, timeout_ms })
+    }
 }

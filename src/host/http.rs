@@ -1,221 +1,256 @@
-//! HTTP context: turns Envoy callbacks into `Flow` calls and runs the commands it returns.
+//! HTTP context logic: turns the host's callbacks into `Flow` calls and runs the commands it
+//! returns. Generic over `Host`; the proxy-wasm wrapper lives in `host::proxy`.
 
+use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::SystemTime;
 
-use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::{Action, BufferType};
-
+use crate::core::bypass::BypassReason;
 use crate::core::embed::provider::EmbedError;
-use crate::core::flow::{bypass_headers, conn_of, Command, Flow, Level, RequestMeta};
-use crate::core::index::IndexHealth;
-use crate::core::resp;
+use crate::core::flow::{Command, Flow, Next, RequestMeta, Step};
+use crate::core::headers::bypass_headers;
+use crate::core::log::Level;
 use crate::core::metrics::{Metric, Timing};
-use crate::core::store_job::StoreJob;
-use crate::host::calls;
+use crate::core::redis::index::IndexHealth;
+use crate::core::redis::resp;
+use crate::core::redis::store::conn_of;
+use crate::core::redis::store_job::StoreJob;
+use crate::host::calls::{Action, Buffer, Host, HttpCall};
 use crate::host::local;
-use crate::host::root::Shared;
+use crate::host::shared::Shared;
 
-#[derive(Clone, Copy, PartialEq)]
-enum Call {
+/// What a callout in flight will answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallKind {
     Redis,
     Embed,
 }
 
-pub struct Stream {
+/// A callout in flight.
+struct InFlight {
+    token: u32,
+    kind: CallKind,
+    started: SystemTime,
+}
+
+pub struct Stream<H: Host> {
+    host: Rc<H>,
     shared: Rc<Shared>,
+    /// `None` when the policy is invalid: everything passes with BYPASS.
     flow: Option<Flow>,
-    /// The one callout in flight, if any.
-    pending: Option<(u32, Call, SystemTime)>,
+    /// Callouts in flight (today at most one; a list so lookups may run side by side).
+    calls: Vec<InFlight>,
     path: String,
     lookup_started: Option<SystemTime>,
 }
 
-/// What the callback that ran the commands must return to Envoy.
-enum Next {
-    /// Keep the request paused (waiting for a callout, or answered locally).
-    Wait,
-    /// Let the request continue.
-    Go,
-}
-
-impl Stream {
-    pub fn new(shared: Rc<Shared>) -> Self {
+impl<H: Host> Stream<H> {
+    pub fn new(host: Rc<H>, shared: Rc<Shared>) -> Self {
         let flow = shared.policy.as_ref().ok().map(|p| Flow::new(p.clone()));
-        Stream { shared, flow, pending: None, path: String::new(), lookup_started: None }
+        Stream { host, shared, flow, calls: Vec::new(), path: String::new(), lookup_started: None }
     }
 
-    fn run(&mut self, cmds: Vec<Command>) -> Next {
-        let mut next = Next::Go;
-        let mut queue: std::collections::VecDeque<Command> = cmds.into();
+    /// Runs a step's commands (and the steps they lead to, e.g. a failed dispatch) and says
+    /// whether the request then continues or waits.
+    fn run(&mut self, step: Step) -> Next {
+        let Step { cmds, mut next } = step;
+        let mut queue: VecDeque<Command> = cmds.into();
         while let Some(cmd) = queue.pop_front() {
-            match cmd {
-                Command::Count(m) => self.shared.count(m),
-                Command::Log(level, msg) => calls::log(level, &msg),
-                Command::Resume => {
-                    self.finish_lookup();
-                    next = Next::Go;
-                }
-                Command::Respond { status, headers, body } => {
-                    self.finish_lookup();
-                    if let Err(e) = calls::send_response(status, &headers, &body) {
-                        calls::log(Level::Warn, &format!("local reply failed: {e:?}"));
-                    }
-                    next = Next::Wait;
-                }
-                Command::Redis(pipeline) => {
-                    let more = self.dispatch_redis(&pipeline);
-                    next = if more.is_empty() { Next::Wait } else { Next::Go };
-                    queue.extend(more);
-                }
-                Command::Embed(c) => {
-                    match calls::dispatch(&c.cluster, &c.authority, &c.path, &c.headers, &c.body, c.timeout_ms) {
-                        Ok(token) => {
-                            self.pending = Some((token, Call::Embed, calls::now()));
-                            next = Next::Wait;
-                        }
-                        Err(e) => {
-                            let flow_cmds = self.flow_mut(|f| {
-                                f.on_embedding(Err(EmbedError::Call(format!("dispatch to cluster `{}` failed: {e:?}", c.cluster))))
-                            });
-                            queue.extend(flow_cmds);
-                        }
-                    }
-                }
-                Command::EmbedLocal(text) => {
-                    let t0 = calls::now();
-                    let result = match &self.shared.policy {
-                        Ok(p) => local::embed(&text, p.embedding.max_tokens, p.embedding.dimensions),
-                        Err(e) => Err(e.clone()),
-                    }
-                    .map_err(EmbedError::Call);
-                    self.shared.time(Timing::EmbedMicros, calls::micros_since(t0));
-                    queue.extend(self.flow_mut(|f| f.on_embedding(result)));
-                }
-                Command::Store(pipeline) => self.enqueue_store(pipeline),
+            if let Some(follow) = self.exec(cmd) {
+                next = follow.next;
+                queue.extend(follow.cmds);
             }
+        }
+        if next == Next::Continue {
+            self.finish_lookup();
         }
         next
     }
 
-    /// Dispatches a Redis pipeline; on a dispatch failure returns the flow's fallback commands.
-    fn dispatch_redis(&mut self, pipeline: &[u8]) -> Vec<Command> {
-        let Ok(policy) = &self.shared.policy else { return vec![Command::Resume] };
+    /// Runs one command; returns the flow's next step when the command answered at once.
+    fn exec(&mut self, cmd: Command) -> Option<Step> {
+        match cmd {
+            Command::Count(m) => self.host.count(m),
+            Command::Log(level, msg) => self.host.log(level, &msg),
+            Command::ResponseHeader(name, value) => self.host.set_response_header(&name, &value),
+            Command::Respond { status, headers, body } => {
+                self.finish_lookup();
+                if let Err(e) = self.host.send_response(status, &headers, &body) {
+                    self.host.log(Level::Warn, &format!("local reply failed: {e}"));
+                }
+            }
+            Command::Redis(pipeline) => return self.dispatch_redis(&pipeline),
+            Command::Embed(c) => {
+                let call = HttpCall {
+                    cluster: &c.cluster,
+                    authority: &c.authority,
+                    path: &c.path,
+                    headers: &c.headers,
+                    body: &c.body,
+                    timeout_ms: c.timeout_ms,
+                };
+                match self.host.dispatch(&call) {
+                    Ok(token) => self.track(token, CallKind::Embed),
+                    Err(e) => {
+                        let err = EmbedError::Call(format!("dispatch to cluster `{}` failed: {e}", c.cluster));
+                        return Some(self.flow_step(|f| f.on_embedding(Err(err))));
+                    }
+                }
+            }
+            Command::EmbedLocal(text) => {
+                let t0 = self.host.now();
+                let result = match &self.shared.policy {
+                    Ok(p) => local::embed(&text, p.embedding.max_tokens, p.embedding.dimensions),
+                    Err(e) => Err(e.clone()),
+                }
+                .map_err(EmbedError::Call);
+                self.host.time(Timing::EmbedMicros, self.host.micros_since(t0));
+                return Some(self.flow_step(|f| f.on_embedding(result)));
+            }
+            Command::Store(pipeline) => self.enqueue_store(pipeline),
+        }
+        None
+    }
+
+    fn track(&mut self, token: u32, kind: CallKind) {
+        self.calls.push(InFlight { token, kind, started: self.host.now() });
+    }
+
+    /// Dispatches a Redis pipeline; on a dispatch failure returns the flow's fallback step.
+    fn dispatch_redis(&mut self, pipeline: &[u8]) -> Option<Step> {
+        let Ok(policy) = &self.shared.policy else { return Some(Step::go(Vec::new())) };
         let vs = &policy.vector_store;
-        match calls::dispatch_redis(&vs.cluster, pipeline, vs.timeout_ms) {
+        match self.host.dispatch_redis(&vs.cluster, pipeline, vs.timeout_ms) {
             Ok(token) => {
-                self.pending = Some((token, Call::Redis, calls::now()));
-                Vec::new()
+                self.track(token, CallKind::Redis);
+                None
             }
             Err(e) => {
-                calls::log(Level::Warn, &format!("redis dispatch to cluster `{}` failed: {e:?}", vs.cluster));
-                self.flow_mut(|f| f.on_redis_reply(None, 0))
+                self.host.log(Level::Warn, &format!("redis dispatch to cluster `{}` failed: {e}", vs.cluster));
+                Some(self.flow_step(|f| f.on_redis_reply(None, 0)))
             }
         }
     }
 
     fn enqueue_store(&mut self, pipeline: Vec<u8>) {
-        let (Ok(policy), Some(queue)) = (&self.shared.policy, self.shared.store_queue) else {
-            self.shared.count(Metric::StoreError);
+        let (Ok(policy), true) = (&self.shared.policy, self.shared.store_queue) else {
+            self.host.count(Metric::StoreError);
             return;
         };
         let vs = &policy.vector_store;
         let preamble = u8::try_from(resp::preamble_len(&conn_of(policy))).unwrap_or(0);
-        let job = StoreJob { cluster: vs.cluster.clone(), timeout_ms: vs.timeout_ms as u32, preamble, pipeline };
-        if let Err(e) = calls::enqueue(queue, &job.encode()) {
-            self.shared.count(Metric::StoreError);
-            calls::log(Level::Warn, &format!("store enqueue failed: {e:?}"));
+        let timeout_ms = u32::try_from(vs.timeout_ms).unwrap_or(u32::MAX);
+        let job = StoreJob { cluster: vs.cluster.clone(), timeout_ms, preamble, pipeline };
+        if let Err(e) = self.host.enqueue_store(&job.encode()) {
+            self.host.count(Metric::StoreError);
+            self.host.log(Level::Warn, &format!("store enqueue failed: {e}"));
         }
     }
 
-    fn flow_mut(&mut self, f: impl FnOnce(&mut Flow) -> Vec<Command>) -> Vec<Command> {
-        self.flow.as_mut().map(f).unwrap_or_default()
+    fn flow_step(&mut self, f: impl FnOnce(&mut Flow) -> Step) -> Step {
+        self.flow.as_mut().map_or_else(|| Step::go(Vec::new()), f)
     }
 
     fn finish_lookup(&mut self) {
         if let Some(t0) = self.lookup_started.take() {
-            self.shared.time(Timing::LookupMicros, calls::micros_since(t0));
+            self.host.time(Timing::LookupMicros, self.host.micros_since(t0));
+        }
+    }
+
+    fn is_buffering(&self) -> bool {
+        self.flow.as_ref().is_some_and(Flow::is_buffering)
+    }
+
+    fn max_request_body(&self) -> usize {
+        self.flow.as_ref().map_or(0, Flow::max_request_body)
+    }
+
+    fn action(next: Next) -> Action {
+        match next {
+            Next::Continue => Action::Continue,
+            Next::Wait => Action::Pause,
         }
     }
 
     fn on_full_body(&mut self, size: usize) -> Action {
-        let body = calls::buffer(BufferType::HttpRequestBody, size);
-        if body.len() > self.flow.as_ref().map_or(0, Flow::max_request_body) {
-            let cmds = self.flow_mut(Flow::on_body_too_large);
-            self.run(cmds);
+        let body = self.host.buffer(Buffer::RequestBody, size);
+        if body.len() > self.max_request_body() {
+            let step = self.flow_step(Flow::on_body_too_large);
+            self.run(step);
             return Action::Continue;
         }
-        self.lookup_started = Some(calls::now());
+        self.lookup_started = Some(self.host.now());
         let path = std::mem::take(&mut self.path);
-        let cmds = self.flow_mut(|f| f.on_request_body(&body, &path));
-        match self.run(cmds) {
-            Next::Go => Action::Continue,
-            Next::Wait => Action::Pause,
-        }
+        let step = self.flow_step(|f| f.on_request_body(&body, &path));
+        let next = self.run(step);
+        Self::action(next)
     }
-}
 
-impl Context for Stream {
-    fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize, _trailers: usize) {
-        let Some((expected, kind, t0)) = self.pending.take() else { return };
-        if expected != token {
+    /// The answer of a callout. A token we do not know (e.g. a late answer of a call we gave up
+    /// on) is ignored and leaves the calls in flight as they are.
+    pub fn on_call_response(&mut self, token: u32, num_headers: usize, body_size: usize) {
+        let Some(pos) = self.calls.iter().position(|c| c.token == token) else {
+            self.host.log(Level::Debug, &format!("ignoring the answer of unknown callout {token}"));
             return;
-        }
-        let response = calls::call_response(num_headers, body_size);
-        let cmds = match kind {
-            Call::Redis => {
+        };
+        let call = self.calls.swap_remove(pos);
+        let response = self.host.call_response(num_headers, body_size);
+        let step = match call.kind {
+            CallKind::Redis => {
                 let body = response.as_ref().map(|(_, b)| b.as_slice());
-                let now = calls::now_secs();
-                self.flow_mut(|f| f.on_redis_reply(body, now))
+                let now = self.host.now_secs();
+                self.flow_step(|f| f.on_redis_reply(body, now))
             }
-            Call::Embed => {
-                self.shared.time(Timing::EmbedMicros, calls::micros_since(t0));
-                self.flow_mut(|f| f.on_embed_reply(response.as_ref().map(|(s, b)| (*s, b.as_slice()))))
+            CallKind::Embed => {
+                self.host.time(Timing::EmbedMicros, self.host.micros_since(call.started));
+                self.flow_step(|f| f.on_embed_reply(response.as_ref().map(|(s, b)| (*s, b.as_slice()))))
             }
         };
-        if let Next::Go = self.run(cmds) {
-            calls::resume_request();
+        if self.run(step) == Next::Continue {
+            self.host.resume_request();
         }
     }
-}
 
-impl HttpContext for Stream {
-    fn on_http_request_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
+    pub fn on_request_headers(&mut self, end_of_stream: bool) -> Action {
         let Some(flow) = self.flow.as_mut() else {
-            self.shared.count(Metric::Requests);
-            self.shared.count(Metric::Bypass);
+            self.host.count(Metric::Requests);
+            self.host.count(Metric::Bypass);
             return Action::Continue;
         };
-        let method = calls::request_header(":method").unwrap_or_default();
-        let path = calls::request_header(":path").unwrap_or_default();
+        let host = &self.host;
+        let method = host.request_header(":method").unwrap_or_default();
+        let path = host.request_header(":path").unwrap_or_default();
         // Envoy 1.40 exposes the route name as `xds.route_name`; older builds as `route_name`.
-        let route = calls::property_string(vec!["xds", "route_name"])
-            .or_else(|| calls::property_string(vec!["route_name"]))
-            .filter(|r| !r.is_empty());
-        let header = |name: &str| calls::request_header(name);
+        let route =
+            host.property(&["xds", "route_name"]).or_else(|| host.property(&["route_name"])).filter(|r| !r.is_empty());
+        let header = |name: &str| host.request_header(name);
         let index_mismatch = matches!(self.shared.index.get(), IndexHealth::Mismatch { .. });
-        let meta =
-            RequestMeta { method: &method, path: &path, route_name: route.as_deref(), end_of_stream, index_mismatch, header: &header };
-        let (buffer, cmds) = flow.on_request_headers(&meta);
+        let meta = RequestMeta {
+            method: &method,
+            path: &path,
+            route_name: route.as_deref(),
+            end_of_stream,
+            index_mismatch,
+            header: &header,
+        };
+        let step = flow.on_request_headers(&meta);
         self.path = path;
-        self.run(cmds);
-        if buffer {
+        let next = self.run(step);
+        if next == Next::Wait {
             // The response is captured on a miss: ask for it uncompressed.
-            calls::remove_request_header("accept-encoding");
-            Action::Pause
-        } else {
-            Action::Continue
+            self.host.remove_request_header("accept-encoding");
         }
+        Self::action(next)
     }
 
-    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        if !self.flow.as_ref().is_some_and(Flow::is_buffering) {
+    pub fn on_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if !self.is_buffering() {
             return Action::Continue;
         }
         if !end_of_stream {
-            if body_size > self.flow.as_ref().map_or(0, Flow::max_request_body) {
-                let cmds = self.flow_mut(Flow::on_body_too_large);
-                self.run(cmds);
+            if body_size > self.max_request_body() {
+                let step = self.flow_step(Flow::on_body_too_large);
+                self.run(step);
                 return Action::Continue;
             }
             return Action::Pause;
@@ -223,53 +258,48 @@ impl HttpContext for Stream {
         self.on_full_body(body_size)
     }
 
-    fn on_http_request_trailers(&mut self, _n: usize) -> Action {
+    pub fn on_request_trailers(&mut self) -> Action {
         // Over HTTP/2 a request with trailers may never deliver end_of_stream to the body callback.
-        if !self.flow.as_ref().is_some_and(Flow::is_buffering) {
+        if !self.is_buffering() {
             return Action::Continue;
         }
-        let max = self.flow.as_ref().map_or(0, Flow::max_request_body);
-        self.on_full_body(max + 1)
+        self.on_full_body(self.max_request_body() + 1)
     }
 
-    fn on_http_response_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
+    pub fn on_response_headers(&mut self, end_of_stream: bool) -> Action {
         let Some(flow) = self.flow.as_mut() else {
-            for (k, v) in bypass_headers("policy-invalid") {
-                calls::set_response_header(&k, &v);
+            for (k, v) in bypass_headers(BypassReason::PolicyInvalid) {
+                self.host.set_response_header(&k, &v);
             }
             return Action::Continue;
         };
-        let status = calls::response_header(":status").and_then(|s| s.parse().ok()).unwrap_or(0);
-        let ctype = calls::response_header("content-type").unwrap_or_default();
-        let (headers, cmds) = flow.on_response_headers(status, &ctype);
-        for (k, v) in headers {
-            calls::set_response_header(&k, &v);
-        }
-        self.run(cmds);
+        let status = self.host.response_header(":status").and_then(|s| s.parse().ok()).unwrap_or(0);
+        let ctype = self.host.response_header("content-type").unwrap_or_default();
+        let step = flow.on_response_headers(status, &ctype);
+        self.run(step);
         if end_of_stream {
-            let now = calls::now_secs();
-            let cmds = self.flow_mut(|f| f.on_response_body(&[], true, now));
-            self.run(cmds);
+            let now = self.host.now_secs();
+            let step = self.flow_step(|f| f.on_response_body(&[], true, now));
+            self.run(step);
         }
         Action::Continue
     }
 
-    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+    pub fn on_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         if !self.flow.as_ref().is_some_and(Flow::is_capturing) {
             return Action::Continue;
         }
         // Each chunk passes on at once; we only copy it (body_size is this chunk when we Continue).
-        let chunk = calls::buffer(BufferType::HttpResponseBody, body_size);
-        let now = calls::now_secs();
-        let cmds = self.flow_mut(|f| f.on_response_body(&chunk, end_of_stream, now));
-        self.run(cmds);
+        let chunk = self.host.buffer(Buffer::ResponseBody, body_size);
+        let now = self.host.now_secs();
+        let step = self.flow_step(|f| f.on_response_body(&chunk, end_of_stream, now));
+        self.run(step);
         Action::Continue
     }
 
-    fn on_log(&mut self) {
-        self.flow_mut(|f| {
+    pub fn on_log(&mut self) {
+        if let Some(f) = self.flow.as_mut() {
             f.on_done();
-            Vec::new()
-        });
+        }
     }
 }

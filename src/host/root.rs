@@ -1,81 +1,53 @@
-//! Root context: parses the policy once, defines metrics, loads the local model, and runs the
-//! store jobs that HTTP contexts enqueue (so a store survives the end of its stream).
+//! Root context logic: parses the policy once, defines metrics, checks the index, and runs the
+//! store jobs that HTTP contexts enqueue (so a store survives the end of its stream). Generic
+//! over `Host`; the proxy-wasm wrapper lives in `host::proxy`.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{BufferType, ContextType, MetricType};
-
-use crate::core::flow::{check_store_reply, Level};
-use crate::core::index::{self, IndexHealth};
-use crate::core::metrics::{Metric, Timing};
-use crate::core::policy::{parse_policy, Policy, Provider};
-use crate::core::store_job::StoreJob;
-use crate::host::calls;
+use crate::core::log::Level;
+use crate::core::metrics::Metric;
+use crate::core::policy::{parse_policy, Provider};
+use crate::core::redis::index::{self, IndexHealth};
+use crate::core::redis::store::check_store_reply;
+use crate::core::redis::store_job::StoreJob;
+use crate::host::calls::{Buffer, Host};
 use crate::host::http::Stream;
 use crate::host::local;
+use crate::host::shared::Shared;
 
-const STORE_QUEUE: &str = "semantic_cache.store";
-
-/// Shared by the root context and its HTTP contexts (one VM = one thread: `Rc`).
-pub struct Shared {
-    pub policy: Result<Rc<Policy>, String>,
-    counters: Vec<Option<u32>>,
-    timings: Vec<Option<u32>>,
-    pub store_queue: Option<u32>,
-    /// Last index check of this VM's root context.
-    pub index: Cell<IndexHealth>,
-}
-
-impl Shared {
-    pub fn count(&self, m: Metric) {
-        if let Some(Some(id)) = self.counters.get(m.index()) {
-            calls::increment(*id);
-        }
-    }
-
-    pub fn time(&self, t: Timing, micros: u64) {
-        if let Some(Some(id)) = self.timings.get(t.index()) {
-            calls::record(*id, micros);
-        }
-    }
-}
-
-pub struct Root {
+pub struct Root<H: Host> {
+    host: Rc<H>,
     shared: Rc<Shared>,
     /// Store callouts in flight: (token, preamble length of that pipeline).
-    stores: RefCell<Vec<(u32, usize)>>,
+    stores: Vec<(u32, usize)>,
     /// Index check (`FT.INFO`) or creation (`FT.CREATE`) in flight.
     index_call: Option<(u32, IndexCall)>,
     next_index_check: u64,
 }
 
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum IndexCall {
     Check,
     Create,
 }
 
-impl Root {
-    pub fn new() -> Self {
+impl<H: Host> Root<H> {
+    pub fn new(host: Rc<H>) -> Self {
         Root {
-            shared: Rc::new(Shared {
-                policy: Err("not configured".into()),
-                counters: vec![],
-                timings: vec![],
-                store_queue: None,
-                index: Cell::new(IndexHealth::Unknown),
-            }),
-            stores: RefCell::new(Vec::new()),
+            host,
+            shared: Rc::new(Shared::unconfigured()),
+            stores: Vec::new(),
             index_call: None,
             next_index_check: 0,
         }
     }
-}
 
-impl Root {
+    pub fn new_stream(&self) -> Stream<H> {
+        Stream::new(self.host.clone(), self.shared.clone())
+    }
+
     fn dispatch_index_call(&mut self, kind: IndexCall) {
         let Ok(policy) = &self.shared.policy else { return };
         let pipeline = match kind {
@@ -83,7 +55,7 @@ impl Root {
             IndexCall::Create => index::create_pipeline(policy),
         };
         let vs = &policy.vector_store;
-        if let Ok(token) = calls::dispatch_redis(&vs.cluster, &pipeline, vs.timeout_ms) {
+        if let Ok(token) = self.host.dispatch_redis(&vs.cluster, &pipeline, vs.timeout_ms) {
             self.index_call = Some((token, kind));
         }
     }
@@ -99,14 +71,14 @@ impl Root {
         let now = match index::check_reply(&policy, reply) {
             Ok(h) => h,
             Err(e) => {
-                calls::log(Level::Warn, &format!("index check of `{}` failed: {e}", policy.vector_store.index_name));
+                self.host.log(Level::Warn, &format!("index check of `{}` failed: {e}", policy.vector_store.index_name));
                 IndexHealth::Unknown
             }
         };
         self.shared.index.set(now);
         match now {
             IndexHealth::Missing => self.dispatch_index_call(IndexCall::Create),
-            IndexHealth::Mismatch { index_dim } if before != now => calls::log(
+            IndexHealth::Mismatch { index_dim } if before != now => self.host.log(
                 Level::Error,
                 &format!(
                     "vector dimension mismatch: index `{}` has DIM {index_dim}, embedding.dimensions={}; requests BYPASS until the index is dropped or vectorStore.indexName changed",
@@ -116,54 +88,58 @@ impl Root {
             _ => {}
         }
     }
-}
 
-impl Context for Root {
-    fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize, _trailers: usize) {
+    /// The answer of an index or store callout; unknown tokens are ignored.
+    pub fn on_call_response(&mut self, token: u32, num_headers: usize, body_size: usize) {
         if let Some((t, kind)) = self.index_call {
             if t == token {
                 self.index_call = None;
-                let reply = calls::call_response(num_headers, body_size);
+                let reply = self.host.call_response(num_headers, body_size);
                 self.on_index_reply(kind, reply.as_ref().map(|(_, b)| b.as_slice()));
                 return;
             }
         }
-        let mut stores = self.stores.borrow_mut();
-        let Some(pos) = stores.iter().position(|(t, _)| *t == token) else { return };
-        let (_, preamble) = stores.swap_remove(pos);
-        let reply = calls::call_response(num_headers, body_size);
+        let Some(pos) = self.stores.iter().position(|(t, _)| *t == token) else {
+            self.host.log(Level::Debug, &format!("ignoring the answer of unknown callout {token}"));
+            return;
+        };
+        let (_, preamble) = self.stores.swap_remove(pos);
+        let reply = self.host.call_response(num_headers, body_size);
         match check_store_reply(preamble, reply.as_ref().map(|(_, b)| b.as_slice())) {
-            Ok(()) => self.shared.count(Metric::StoreOk),
+            Ok(()) => self.host.count(Metric::StoreOk),
             Err(e) => {
-                self.shared.count(Metric::StoreError);
-                calls::log(Level::Warn, &format!("store failed: {e}"));
+                self.host.count(Metric::StoreError);
+                self.host.log(Level::Warn, &format!("store failed: {e}"));
             }
         }
     }
-}
 
-impl RootContext for Root {
-    fn on_vm_start(&mut self, _size: usize) -> bool {
-        calls::log(Level::Info, &format!("semantic-cache {} starting", env!("CARGO_PKG_VERSION")));
+    pub fn on_vm_start(&mut self) -> bool {
+        self.host.log(Level::Info, &format!("semantic-cache {} starting", env!("CARGO_PKG_VERSION")));
         true
     }
 
-    fn on_configure(&mut self, size: usize) -> bool {
-        let counters = Metric::ALL.iter().map(|m| calls::define(MetricType::Counter, m.name())).collect();
-        let timings = Timing::ALL.iter().map(|t| calls::define(MetricType::Histogram, t.name())).collect();
-        let raw = calls::buffer(BufferType::PluginConfiguration, size);
+    pub fn on_configure(&mut self, size: usize) -> bool {
+        self.host.define_metrics();
+        let raw = self.host.buffer(Buffer::PluginConfiguration, size);
         let policy = parse_policy(&raw).map(Rc::new).map_err(|e| e.to_string());
-        let store_queue = calls::register_queue(STORE_QUEUE);
-        let shared = Shared { policy, counters, timings, store_queue, index: Cell::new(IndexHealth::Unknown) };
+        let store_queue = self.host.register_store_queue();
+        let shared = Shared { policy, store_queue, index: Cell::new(IndexHealth::Unknown) };
         match &shared.policy {
             Ok(p) => {
                 if p.embedding.provider == Provider::Local {
                     match local::check() {
-                        Ok(name) => calls::log(Level::Info, &format!("local embedding model `{name}` (loaded on each worker's first request)")),
-                        Err(e) => calls::log(Level::Error, &format!("local embedding model unavailable: {e}; requests will BYPASS")),
+                        Ok(name) => self.host.log(
+                            Level::Info,
+                            &format!("local embedding model `{name}` (loaded on each worker's first request)"),
+                        ),
+                        Err(e) => self.host.log(
+                            Level::Error,
+                            &format!("local embedding model unavailable: {e}; requests will BYPASS"),
+                        ),
                     }
                 }
-                calls::log(
+                self.host.log(
                     Level::Info,
                     &format!(
                         "policy loaded: provider={} dims={} threshold={} ttl={}s rules={}",
@@ -176,8 +152,9 @@ impl RootContext for Root {
                 );
             }
             Err(e) => {
-                shared.count(Metric::PolicyError);
-                calls::log(Level::Error, &format!("{e}; caching is off, traffic passes with x-cache-status: BYPASS"));
+                self.host.count(Metric::PolicyError);
+                self.host
+                    .log(Level::Error, &format!("{e}; caching is off, traffic passes with x-cache-status: BYPASS"));
             }
         }
         let check = shared.policy.is_ok();
@@ -185,41 +162,33 @@ impl RootContext for Root {
         if check {
             // The first check runs on the first tick (clusters are not usable during configure).
             self.next_index_check = 0;
-            calls::set_tick(Duration::from_secs(1));
+            self.host.set_tick(Duration::from_secs(1));
         }
         // Returning true even for a broken policy keeps the listener (and traffic) up: fail open.
         true
     }
 
-    fn on_tick(&mut self) {
-        let now = calls::now_secs();
+    pub fn on_tick(&mut self) {
+        let now = self.host.now_secs();
         if self.index_call.is_none() && now >= self.next_index_check {
             self.next_index_check = now + index::RECHECK_SECS;
             self.dispatch_index_call(IndexCall::Check);
         }
     }
 
-    fn on_queue_ready(&mut self, queue: u32) {
-        while let Some(raw) = calls::dequeue(queue) {
+    pub fn on_queue_ready(&mut self) {
+        while let Some(raw) = self.host.dequeue_store() {
             let Some(job) = StoreJob::decode(&raw) else {
-                self.shared.count(Metric::StoreError);
+                self.host.count(Metric::StoreError);
                 continue;
             };
-            match calls::dispatch_redis(&job.cluster, &job.pipeline, u64::from(job.timeout_ms)) {
-                Ok(token) => self.stores.borrow_mut().push((token, usize::from(job.preamble))),
+            match self.host.dispatch_redis(&job.cluster, &job.pipeline, u64::from(job.timeout_ms)) {
+                Ok(token) => self.stores.push((token, usize::from(job.preamble))),
                 Err(e) => {
-                    self.shared.count(Metric::StoreError);
-                    calls::log(Level::Warn, &format!("store dispatch to cluster `{}` failed: {e:?}", job.cluster));
+                    self.host.count(Metric::StoreError);
+                    self.host.log(Level::Warn, &format!("store dispatch to cluster `{}` failed: {e}", job.cluster));
                 }
             }
         }
-    }
-
-    fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Stream::new(self.shared.clone())))
-    }
-
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
     }
 }

@@ -111,6 +111,15 @@ def _reset_standins():
     yield
 
 
+@pytest.fixture
+def clean_keys(redis_server):
+    """Every test of a module that uses this starts with no cache entries (index definitions stay;
+    FLUSHALL at module start and the Redis restart tests cover the "index missing" path)."""
+    if redis_server.running:
+        redis_server.delete_all_keys()
+    yield
+
+
 @pytest.fixture(scope="session")
 def wasm_file() -> Path:
     p = harness.wasm_path()

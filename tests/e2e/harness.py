@@ -18,6 +18,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import requests
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -459,7 +460,7 @@ class EnvoyProcess:
 # ------------------------------------------------------------------------------------------------
 def policy_for(site: str, embed, *, threshold: float = 0.15, ttl: int = 3600, cluster: str = "embedding",
                provider: str | None = None, timeout_ms: int = 4000, model: str = "standin-embed",
-               **extra) -> dict:
+               parallel: bool | None = None, **extra) -> dict:
     """A complete policy pointing at an embedding stand-in, with its own index and key prefix
     (prefixes never overlap between sites)."""
     provider = provider or {"openai": "openai-compatible", "azure": "azure-openai", "mistral": "mistral"}[embed.flavor]
@@ -481,6 +482,8 @@ def policy_for(site: str, embed, *, threshold: float = 0.15, ttl: int = 3600, cl
         "threshold": threshold,
         "ttlSeconds": ttl,
     }
+    if parallel is not None:
+        p["embedding"]["parallel"] = parallel
     for k, v in extra.items():
         p[k] = v
     return p
@@ -507,6 +510,57 @@ def explain(r) -> str:
     """One line for assertion messages: status, cache headers, start of the body."""
     hs = {k: v for k, v in r.headers.items() if k.lower().startswith(("x-cache", "age", "x-standin"))}
     return f"status={r.status_code} cache-headers={hs} body={r.text[:300]!r}"
+
+
+def ask(envoy, site: str, prompt: str | None = None, *, auth: str, body=None, headers=None,
+        path: str = "/v1/chat/completions", timeout: float = 20, **kw) -> requests.Response:
+    """POST a chat completion through `site` with `authorization: <auth>`. `body`: a dict (sent as
+    JSON) or bytes/str (sent as they are, as JSON); by default `chat_body(prompt, **kw)`. `headers`
+    are added; a value of None removes a default header. Test modules bind `auth` once
+    (`ask = functools.partial(harness.ask, auth=CLIENT_AUTH)`)."""
+    h = {"authorization": auth}
+    for k, v in (headers or {}).items():
+        if v is None:
+            h.pop(k, None)
+        else:
+            h[k] = v
+    if body is None:
+        body = chat_body(prompt, **kw)
+    if isinstance(body, (bytes, str)):
+        h.setdefault("content-type", "application/json")
+        return requests.post(envoy.url(site, path), data=body, headers=h, timeout=timeout)
+    return requests.post(envoy.url(site, path), json=body, headers=h, timeout=timeout)
+
+
+def raw_request(body: dict, auth: str, path: str = "/v1/chat/completions") -> bytes:
+    """The bytes of one HTTP/1.1 chat request, for tests that drive the socket themselves."""
+    data = json.dumps(body).encode()
+    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+            f"authorization: {auth}\r\ncontent-length: {len(data)}\r\n\r\n").encode() + data
+
+
+def assert_status(r, expected: str, reason: str | None = None, match: str | None = None, *,
+                  code: int | None = 200) -> None:
+    """`x-cache-status` is `expected` (and the bypass reason / match tier when given); the HTTP
+    status is `code` (None: not checked)."""
+    if code is not None:
+        assert r.status_code == code, explain(r)
+    assert cache(r) == expected, explain(r)
+    if reason is not None:
+        assert r.headers.get("x-cache-bypass-reason") == reason, explain(r)
+    if match is not None:
+        assert r.headers.get("x-cache-match") == match, explain(r)
+
+
+def wait_counter(envoy, name: str, at_least: int, timeout: float = 5.0) -> int:
+    """Counters of stores move after the response has gone out: wait until `name` >= `at_least`."""
+    deadline = time.monotonic() + timeout
+    while (v := envoy.counter(name)) < at_least:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"semantic_cache.{name} = {v}, expected >= {at_least} within {timeout}s "
+                                 f"(store_error={envoy.counter('store_error')})")
+        time.sleep(0.03)
+    return v
 
 
 def wait_stored(redis_server, site: str, n: int = 1, timeout: float = 8.0) -> list[str]:

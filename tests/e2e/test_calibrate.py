@@ -41,12 +41,14 @@ def dump_rows(*args) -> list[dict]:
     return [json.loads(l) for l in out.splitlines() if l.strip()]
 
 
-def served(r, verifier: bool, t: float) -> bool:
+def served(r, verify: str, t: float) -> bool:
+    """As the filter with the canonical exact tier and policy `verify` (strict | balanced | off)."""
     if r["distance"] is None or not r["context_equal"] or r["bypass"] is not None:
         return False
     if r["exact_equal"] or r["canonical_equal"]:
         return True
-    return r["distance"] <= t and (not verifier or r["verifier"] is None)
+    refusal = {"off": None, "strict": r["verifier"], "balanced": r["verifier_balanced"]}[verify]
+    return r["distance"] <= t and refusal is None
 
 
 @pytest.mark.parametrize("target", [0.0, 0.2])
@@ -58,7 +60,7 @@ def test_snippet_parses_and_meets_the_target(target):
     rule = snippet["rules"][0]
     assert rule["name"] == "calibrated" and rule["match"] == {"pathPrefix": "/"}
     assert isinstance(rule["threshold"], float) and 0.0 <= rule["threshold"] <= 2.0
-    assert isinstance(rule["verify"], bool)
+    assert rule["verify"] in ("strict", "balanced", "off")
     chosen = next(l for l in lines if l.startswith("chosen:"))
     fh = float(chosen.split("false-hit rate ")[1].split("%")[0]) / 100
     assert fh <= target + 1e-9, chosen
@@ -100,7 +102,10 @@ def test_dump_reports_what_the_filter_sees():
     assert rows["s07"]["same_answer"] is True and rows["s12"]["same_answer"] is False
     # whole conversations: the same last message in another context is another partition
     assert rows["s17"]["distance"] < 1e-6 and rows["s17"]["context_equal"] is False
-    assert all(r["verifier"] is None or isinstance(r["verifier"], str) for r in rows.values())
+    assert all(r[k] is None or isinstance(r[k], str) for r in rows.values() for k in ("verifier", "verifier_balanced"))
+    # the verifier refuses the minimal-edit traps of the file (the filter's own verifier, not a stub)
+    for trap in ("s08", "s09", "s10", "s11", "s12", "s14"):
+        assert rows[trap]["verifier"] is not None, trap
     # with contextWindow 0 the history is ignored and the pair shares a partition (the risk that option takes)
     rows0 = {r["id"]: r for r in dump_rows("--context-window", "0")}
     assert rows0["s17"]["context_equal"] is True

@@ -14,14 +14,17 @@ from __future__ import annotations
 import json
 import re
 import time
+from functools import partial
 
 import pytest
-import requests
 
-from harness import Site, cache, chat_body, explain, policy_for, wait_stored
+import harness
+from harness import Site, assert_status, explain, policy_for, wait_stored
 from standins import cosine_distance
 
 CLIENT_AUTH = "Bearer sk-client-test-key"
+ask = partial(harness.ask, auth=CLIENT_AUTH)
+pytestmark = pytest.mark.usefixtures("clean_keys")
 THRESHOLD = 0.15
 
 
@@ -41,39 +44,6 @@ def envoy(envoy_launcher, embed_openai, embed_azure, embed_mistral, redis_server
                                    model="mistral-embed")),
     ]
     return envoy_launcher(sites)
-
-
-@pytest.fixture(autouse=True)
-def _clean_keys(request, redis_server):
-    # every test starts with no entries (index definitions stay; FLUSHALL at module start and the
-    # Redis restart test cover the "index missing" path)
-    if redis_server.running:
-        redis_server.delete_all_keys()
-    yield
-
-
-def ask(envoy, site: str, prompt: str | None = None, *, body=None, headers=None, path="/v1/chat/completions",
-        **kw) -> requests.Response:
-    h = {"authorization": CLIENT_AUTH}
-    h.update(headers or {})
-    if body is None:
-        body = chat_body(prompt, **kw)
-    if isinstance(body, (bytes, str)):
-        h.setdefault("content-type", "application/json")
-        return requests.post(envoy.url(site, path), data=body, headers=h, timeout=20)
-    return requests.post(envoy.url(site, path), json=body, headers=h, timeout=20)
-
-
-
-
-
-
-
-
-def assert_status(r, expected: str, reason: str | None = None):
-    assert cache(r) == expected, explain(r)
-    if reason is not None:
-        assert r.headers.get("x-cache-bypass-reason") == reason, explain(r)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -120,7 +90,7 @@ def test_miss_then_exact_hit(envoy, llm, embed_openai, redis_server):
 
 def test_paraphrase_hits_unrelated_misses(envoy, llm, redis_server):
     original = "Explain how photosynthesis converts sunlight into chemical energy"
-    paraphrase = "Briefly explain how photosynthesis converts sunlight into chemical energy"
+    paraphrase = "Explain how photosynthesis actually converts sunlight into chemical energy"
     unrelated = "Recommend a good recipe for sourdough pizza dough"
     # preconditions on the stand-in geometry (hashed bag of words)
     d_para = cosine_distance(original, paraphrase)
@@ -172,8 +142,7 @@ def test_error_answer_not_stored(envoy, llm, redis_server, status):
     prompt = f"Summarise the plot of Hamlet in one line {status}"
     llm.status = status
     r1 = ask(envoy, "main", prompt)
-    assert r1.status_code == status
-    assert_status(r1, "MISS")
+    assert_status(r1, "MISS", code=status)
     llm.status = None
     time.sleep(0.5)  # give a (wrong) asynchronous store the time to land
     assert redis_server.keys("sc_main:*") == []
@@ -222,9 +191,9 @@ def test_embedding_timeout_bypasses(envoy, llm, embed_openai):
 
 def test_invalid_json_bypasses(envoy, llm):
     r = ask(envoy, "main", body=b'{"model": "gpt-4o-mini", "messages": [ {"role": "user", ')
-    assert_status(r, "BYPASS", "invalid-json")
+    # 400: the stand-in's own answer to a non-JSON body
+    assert_status(r, "BYPASS", "invalid-json", code=400)
     assert llm.calls == 1, "the request must still reach the upstream"
-    assert r.status_code == 400  # the stand-in's own answer to a non-JSON body
 
 
 def test_azure_openai_provider(envoy, llm, embed_azure, redis_server):

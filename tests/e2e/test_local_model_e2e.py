@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import os
 import re
+from functools import partial
 from pathlib import Path
 
 import pytest
-import requests
 
-from harness import ROOT, EnvoyProcess, Site, chat_body, static_cluster, wait_stored
+import harness
+from harness import ROOT, EnvoyProcess, Site, static_cluster, terminate, wait_stored
 
 LOCAL_WASM = Path(os.environ.get("SEMCACHE_LOCAL_WASM") or ROOT / "build" / "semantic_cache_local.wasm")
-AUTH = {"authorization": "Bearer sk-local-test"}
+ask = partial(harness.ask, auth="Bearer sk-local-test", timeout=30)
 
 
 def local_policy() -> dict:
@@ -43,39 +44,33 @@ def envoy(redis_server, llm, tmp_path_factory):
     e.stop()
 
 
-def ask(envoy, prompt: str) -> requests.Response:
-    return requests.post(envoy.url("local"), json=chat_body(prompt), headers=AUTH, timeout=30)
-
-
 def test_model_loaded_with_its_dimensions(envoy):
     log = envoy.log_since(0)
     assert re.search(r"policy loaded: provider=local dims=384 threshold=0.008", log), log[-3000:]
     assert "local embedding model unavailable" not in log
 
 
-
-
 def test_miss_paraphrase_hit_unrelated_miss(envoy, llm, redis_server):
-    r = ask(envoy, "What is the capital of France?")
+    r = ask(envoy, "local", "What is the capital of France?")
     assert r.status_code == 200 and r.headers["x-cache-status"] == "MISS"
     assert llm.calls == 1
     wait_stored(redis_server, "local")
-    r = ask(envoy, "What's the capital of France?")
+    r = ask(envoy, "local", "What's the capital of France?")
     assert r.headers["x-cache-status"] == "HIT", r.headers
     assert r.headers["x-cache-match"] == "semantic"
     assert 0 < float(r.headers["x-cache-distance"]) <= 0.008
     assert r.json()["choices"][0]["message"]["content"] == "echo: What is the capital of France?"
     calls = llm.calls
-    r = ask(envoy, "What is the capital of Germany?")
+    r = ask(envoy, "local", "What is the capital of Germany?")
     assert r.headers["x-cache-status"] == "MISS"
     assert llm.calls == calls + 1
 
 
 def test_exact_repeat_hits_exact_tier(envoy, redis_server):
     redis_server.delete_all_keys()
-    assert ask(envoy, "How many legs does a spider have?").headers["x-cache-status"] == "MISS"
+    assert ask(envoy, "local", "How many legs does a spider have?").headers["x-cache-status"] == "MISS"
     wait_stored(redis_server, "local")
-    r = ask(envoy, "How  many legs does a spider have?")  # whitespace is normalised
+    r = ask(envoy, "local", "How  many legs does a spider have?")  # whitespace is normalised
     assert r.headers["x-cache-status"] == "HIT"
     assert r.headers["x-cache-match"] == "exact"
 
@@ -105,7 +100,7 @@ def test_sidecar_serves_the_plain_filter(redis_server, llm, tmp_path):
             "embedding": {"provider": "openai-compatible", "url": f"http://127.0.0.1:{port}/v1/embeddings",
                           "model": "local", "dimensions": 384},
             "vectorStore": {"indexName": "sc_sidecar_idx", "keyPrefix": "sc_sidecar:"},
-            "threshold": 0.008,
+            "threshold": 0.25,
         }
         clusters = {
             "llm": static_cluster("llm", llm.port, connect_timeout="2s"),
@@ -114,14 +109,13 @@ def test_sidecar_serves_the_plain_filter(redis_server, llm, tmp_path):
         }
         e = EnvoyProcess([Site("local", policy)], clusters, DEFAULT_WASM, workdir=tmp_path, concurrency=1)
         e.start()
-        assert ask(e, "What is the capital of France?").headers["x-cache-status"] == "MISS"
+        assert ask(e, "local", "What is the capital of France?").headers["x-cache-status"] == "MISS"
         wait_stored(redis_server, "sidecar")
-        r = ask(e, "What's the capital of France?")
+        r = ask(e, "local", "Tell me the capital of France.")
         assert r.headers["x-cache-status"] == "HIT" and r.headers["x-cache-match"] == "semantic"
-        assert 0 < float(r.headers["x-cache-distance"]) <= 0.008
-        assert ask(e, "What is the capital of Germany?").headers["x-cache-status"] == "MISS"
+        assert 0 < float(r.headers["x-cache-distance"]) <= 0.25
+        assert ask(e, "local", "What is the capital of Germany?").headers["x-cache-status"] == "MISS"
     finally:
         if e:
             e.stop()
-        proc.terminate()
-        proc.wait(10)
+        terminate(proc, 10)

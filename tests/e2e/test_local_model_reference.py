@@ -8,7 +8,6 @@ the default. SEMCACHE_REF_MODELS=a,b limits the list.
 """
 import json
 import os
-import socket
 import subprocess
 import time
 import urllib.error
@@ -17,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from harness import ROOT, free_port, terminate
+
 SERVER = ROOT / "build" / "embed_server"
 MODELS = ROOT / ".local" / "models"
 MAX_TOKENS = 128
@@ -69,12 +69,6 @@ def model_dirs():
     if want:
         dirs = [d for d in dirs if d.name in want]
     return dirs
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def post(port, body, raw=False):
@@ -135,8 +129,7 @@ def served(request):
                 time.sleep(0.1)
         yield port, Reference(d), health, d
     finally:
-        p.terminate()
-        p.wait(10)
+        terminate(p, 10)
 
 
 def test_health(served):

@@ -10,13 +10,14 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from functools import partial
 
 import pytest
-import requests
 
-from harness import Site, cache, chat_body, explain, policy_for, static_cluster
+import harness
+from harness import Site, assert_status, cache, explain, policy_for, static_cluster
 
-AUTH = {"authorization": "Bearer sk-redis-failures"}
+ask = partial(harness.ask, auth="Bearer sk-redis-failures")
 
 
 class FakeRedis:
@@ -102,11 +103,8 @@ def test_vector_store_trouble_fails_open(envoy, llm, redis_server, site, reason)
     before = envoy.stats().get("wasmcustom.semantic_cache.redis_error", 0)
     for i in range(2):
         calls = llm.calls
-        r = requests.post(envoy.url(site), json=chat_body(f"How tall is Mount Everest {site}?"), headers=AUTH,
-                          timeout=20)
-        assert r.status_code == 200, explain(r)
-        assert cache(r) == "BYPASS", explain(r)
-        assert r.headers.get("x-cache-bypass-reason") == reason, explain(r)
+        r = ask(envoy, site, f"How tall is Mount Everest {site}?")
+        assert_status(r, "BYPASS", reason)
         assert llm.calls == calls + 1, "the request must reach the LLM"
         assert r.json()["choices"][0]["message"]["content"].startswith("echo:")
     assert envoy.stats().get("wasmcustom.semantic_cache.redis_error", 0) >= before + 2
@@ -126,7 +124,7 @@ def test_dimension_mismatch_is_detected_and_bypassed(envoy, llm, redis_server):
     while True:
         # Before the first check (1 s after start) requests proceed: a miss is stored by key and an
         # exact repeat of it is a correct hit; only the semantic tier is broken.
-        r = requests.post(envoy.url("dims"), json=chat_body("How tall is Mount Everest?"), headers=AUTH, timeout=20)
+        r = ask(envoy, "dims", "How tall is Mount Everest?")
         assert r.status_code == 200, explain(r)
         if r.headers.get("x-cache-bypass-reason") == "dimension-mismatch":
             break
@@ -134,7 +132,7 @@ def test_dimension_mismatch_is_detected_and_bypassed(envoy, llm, redis_server):
         time.sleep(0.2)
     assert cache(r) == "BYPASS"
     calls = llm.calls
-    r = requests.post(envoy.url("dims"), json=chat_body("How tall is Mount Everest?"), headers=AUTH, timeout=20)
+    r = ask(envoy, "dims", "How tall is Mount Everest?")
     assert r.headers.get("x-cache-bypass-reason") == "dimension-mismatch" and llm.calls == calls + 1
     log = envoy.log_since(0)
     assert "vector dimension mismatch: index `sc_dims_idx` has DIM 32, embedding.dimensions=64" in log
@@ -142,7 +140,7 @@ def test_dimension_mismatch_is_detected_and_bypassed(envoy, llm, redis_server):
     # Entries stored before the first check (a request may race it) are never searchable; after the
     # check nothing more is stored.
     n = len(redis_server.keys("sc_dims:*"))
-    requests.post(envoy.url("dims"), json=chat_body("Another question entirely"), headers=AUTH, timeout=20)
+    ask(envoy, "dims", "Another question entirely")
     time.sleep(0.3)
     assert len(redis_server.keys("sc_dims:*")) == n
 

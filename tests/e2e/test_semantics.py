@@ -4,6 +4,7 @@ stand-in LLM and embedding servers. Names from docs/contract.md.
 
 One Envoy serves these sites (one listener each, each with its own index and key prefix):
   main     threshold 0.15, maxThreshold 0.30, ttl 300 s, maxTtl 600 s, store.maxTemperature 1.0,
+           embedding.parallel false (the exact tier answers before any embedding call),
            an extra Envoy route `main_alt` (/alt/ -> same upstream)
   shared   partition.tenant false (one cache for every caller), skipHeader x-bypass-cache
   tenanthdr partition.tenantHeaders [x-tenant-id]
@@ -23,15 +24,19 @@ from __future__ import annotations
 import json
 import re
 import time
+from functools import partial
 
 import pytest
 import requests
 
-from harness import Site, cache, chat_body, explain, policy_for, wait_stored
+import harness
+from harness import Site, assert_status, cache, chat_body, explain, policy_for, wait_counter, wait_stored
 from standins import cosine_distance
 
 CLIENT_AUTH = "Bearer sk-client-semantics-A"
 OTHER_AUTH = "Bearer sk-client-semantics-B"
+ask = partial(harness.ask, auth=CLIENT_AUTH)
+pytestmark = pytest.mark.usefixtures("clean_keys")
 
 MAIN_THRESHOLD = 0.15
 MAIN_MAX_THRESHOLD = 0.30
@@ -44,8 +49,8 @@ TEMPLATE_TTL = 77
 
 # prompt geometry (asserted in the tests that use it)
 BASE = "Explain how photosynthesis converts sunlight into chemical energy"
-NEAR = "Briefly explain how photosynthesis converts sunlight into chemical energy"  # ~0.065
-MID = "Explain simply how photosynthesis in green plants converts sunlight into chemical energy"  # ~0.163
+NEAR = "Explain how photosynthesis actually converts sunlight into chemical energy"  # ~0.065
+MID = "Just explain how photosynthesis actually really converts sunlight into chemical energy"  # ~0.163
 FAR = "photosynthesis sunlight energy"  # ~0.345
 UNRELATED = "Recommend a good recipe for sourdough pizza dough"
 
@@ -77,7 +82,7 @@ def envoy(envoy_launcher, embed_openai, redis_server):
          "route": {"cluster": "llm", "timeout": "30s", "regex_rewrite": REWRITE_TO_V1}},
     ]
     sites = [
-        Site("main", policy_for("main", eo, threshold=MAIN_THRESHOLD, ttl=MAIN_TTL,
+        Site("main", policy_for("main", eo, threshold=MAIN_THRESHOLD, ttl=MAIN_TTL, parallel=False,
                                 maxThreshold=MAIN_MAX_THRESHOLD, maxTtlSeconds=MAIN_MAX_TTL,
                                 store={"maxTemperature": 1.0}),
              routes=[{"name": "main_alt", "match": {"prefix": "/alt/"},
@@ -99,55 +104,8 @@ def envoy(envoy_launcher, embed_openai, redis_server):
     return envoy_launcher(sites)
 
 
-@pytest.fixture(autouse=True)
-def _clean_keys(redis_server):
-    if redis_server.running:
-        redis_server.delete_all_keys()
-    yield
-
-
-def ask(envoy, site: str, prompt: str | None = None, *, body=None, headers=None, path="/v1/chat/completions",
-        **kw) -> requests.Response:
-    """POST a chat completion through `site`. `headers` values of None remove a default header."""
-    h = {"authorization": CLIENT_AUTH}
-    for k, v in (headers or {}).items():
-        if v is None:
-            h.pop(k, None)
-        else:
-            h[k] = v
-    if body is None:
-        body = chat_body(prompt, **kw)
-    return requests.post(envoy.url(site, path), json=body, headers=h, timeout=20)
-
-
-
-
-
-
-def assert_status(r, expected: str, reason: str | None = None, match: str | None = None):
-    assert r.status_code == 200, explain(r)
-    assert cache(r) == expected, explain(r)
-    if reason is not None:
-        assert r.headers.get("x-cache-bypass-reason") == reason, explain(r)
-    if match is not None:
-        assert r.headers.get("x-cache-match") == match, explain(r)
-
-
 def content(r: requests.Response) -> str:
     return r.json()["choices"][0]["message"]["content"]
-
-
-
-
-def wait_counter(envoy, name: str, at_least: int, timeout: float = 5.0) -> int:
-    deadline = time.monotonic() + timeout
-    while True:
-        v = envoy.counter(name)
-        if v >= at_least:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"semantic_cache.{name} = {v}, expected >= {at_least} within {timeout}s")
-        time.sleep(0.03)
 
 
 def assert_not_stored(envoy, redis_server, site: str, skipped_before: int):
@@ -455,7 +413,7 @@ def test_default_context_is_whole_history(envoy, llm, redis_server):
 
 def test_last_user_messages_are_embedded(envoy, llm, embed_openai, redis_server):
     first = "Tell me about the history of the Roman Empire"
-    first_para = "Tell me about the long history of the Roman Empire"
+    first_para = "Just tell me about the history of the Roman Empire"
     second = "Focus on its economy"
 
     def convo(u1):
@@ -697,7 +655,7 @@ def test_hit_does_not_rewrite_entry(envoy, llm, redis_server):
     r2 = ask(envoy, "main", prompt)
     assert_status(r2, "HIT", match="exact")
     assert 99 <= int(r2.headers["age"]) <= 103, explain(r2)
-    r3 = ask(envoy, "main", "How many bones are in the  human body, briefly")  # semantic hit
+    r3 = ask(envoy, "main", "How many bones are actually in the  human body")  # semantic hit
     assert_status(r3, "HIT", match="semantic")
     time.sleep(0.4)
     assert entry(redis_server, key) == before

@@ -16,9 +16,10 @@ import time
 
 import pytest
 
-from harness import Site, chat_body, policy_for, wait_stored
+from harness import Site, chat_body, policy_for, raw_request, wait_counter, wait_stored
 
 CLIENT_AUTH = "Bearer sk-client-reliability"
+pytestmark = pytest.mark.usefixtures("clean_keys")
 ACL_USER, ACL_PASS = "semcache_rel", "rel-secret-pw"
 
 
@@ -34,19 +35,6 @@ def envoy(envoy_launcher, embed_openai, redis_server):
         Site("acl", acl, vm_id="vm_shared"),
     ]
     return envoy_launcher(sites)
-
-
-@pytest.fixture(autouse=True)
-def _clean(redis_server):
-    if redis_server.running:
-        redis_server.delete_all_keys()
-    yield
-
-
-def request_bytes(body: dict, path="/v1/chat/completions") -> bytes:
-    data = json.dumps(body).encode()
-    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\n"
-            f"authorization: {CLIENT_AUTH}\r\ncontent-length: {len(data)}\r\n\r\n").encode() + data
 
 
 class RawResponse:
@@ -65,7 +53,7 @@ def exchange(port: int, body: dict, rst: bool = False) -> RawResponse:
     (content-length or the terminating chunk) and closes at once (FIN, or RST when `rst`)."""
     s = socket.create_connection(("127.0.0.1", port), timeout=15)
     try:
-        s.sendall(request_bytes(body))
+        s.sendall(raw_request(body, CLIENT_AUTH))
         buf = b""
         while b"\r\n\r\n" not in buf:
             part = s.recv(65536)
@@ -105,18 +93,6 @@ def dechunk(raw: bytes) -> bytes:
         i = j + 2 + size + 2
 
 
-
-
-def wait_counter(envoy, name, at_least, timeout=8.0) -> int:
-    deadline = time.monotonic() + timeout
-    while (v := envoy.counter(name)) < at_least:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"semantic_cache.{name} = {v}, expected >= {at_least} within {timeout}s "
-                                 f"(store_error={envoy.counter('store_error')})")
-        time.sleep(0.03)
-    return v
-
-
 # ------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
 @pytest.mark.parametrize("rst", [False, True], ids=["fin", "rst"])
@@ -130,7 +106,7 @@ def test_close_right_after_last_byte_still_stores(envoy, llm, redis_server, stre
     else:
         assert json.loads(r.body)["choices"][0]["message"]["content"] == f"echo: {prompt}"
     wait_stored(redis_server, "rel", 1)
-    wait_counter(envoy, "store_ok", ok + 1)
+    wait_counter(envoy, "store_ok", ok + 1, timeout=8.0)
     r2 = exchange(envoy.port("rel"), chat_body(prompt, stream=stream))
     assert r2.headers.get("x-cache-status") == "HIT", r2.headers
     assert llm.calls == 1
@@ -163,7 +139,7 @@ def test_concurrent_misses_with_immediate_close_all_stored(envoy, llm, redis_ser
     assert not bad, bad[:3]
     keys = wait_stored(redis_server, "rel", n)
     assert len(keys) == n
-    wait_counter(envoy, "store_ok", ok + n)
+    wait_counter(envoy, "store_ok", ok + n, timeout=8.0)
     time.sleep(0.2)
     assert envoy.counter("store_ok") == ok + n
     assert envoy.counter("store_error") == err

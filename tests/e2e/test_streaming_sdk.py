@@ -14,16 +14,21 @@ from __future__ import annotations
 import json
 import socket
 import time
+from functools import partial
 
 import openai
 import pytest
 import requests
 
-from harness import Site, chat_body, explain, policy_for, static_cluster, wait_stored
+import harness
+from harness import (Site, assert_status, chat_body, explain, policy_for, raw_request, static_cluster, wait_counter,
+                     wait_stored)
 from standins import LlmStandIn, cosine_distance
 
 CLIENT_KEY = "sk-client-stream-test"
 CLIENT_AUTH = f"Bearer {CLIENT_KEY}"
+ask = partial(harness.ask, auth=CLIENT_AUTH)
+pytestmark = pytest.mark.usefixtures("clean_keys")
 THRESHOLD = 0.15
 MODEL = "gpt-4o-mini"
 
@@ -119,31 +124,14 @@ def envoy(envoy_launcher, embed_openai, cutting_llm):
 
 
 @pytest.fixture(autouse=True)
-def _clean(redis_server, cutting_llm):
+def _reset_cutting_llm(cutting_llm):
     cutting_llm.reset()
-    if redis_server.running:
-        redis_server.delete_all_keys()
     yield
 
 
 def client(envoy, site="s") -> openai.OpenAI:
     return openai.OpenAI(base_url=f"http://127.0.0.1:{envoy.port(site)}/v1", api_key=CLIENT_KEY, max_retries=0,
                          timeout=20)
-
-
-def post(envoy, site, body, headers=None) -> requests.Response:
-    h = {"authorization": CLIENT_AUTH}
-    h.update(headers or {})
-    return requests.post(envoy.url(site), json=body, headers=h, timeout=20)
-
-
-
-
-def assert_status(r, expected, match=None):
-    assert r.status_code == 200, explain(r)
-    assert r.headers.get("x-cache-status") == expected, explain(r)
-    if match:
-        assert r.headers.get("x-cache-match") == match, explain(r)
 
 
 def utf8(r: requests.Response) -> str:
@@ -168,17 +156,6 @@ def parse_stream(text: str) -> tuple[list[dict], str]:
     chunks = [json.loads(e) for e in events[:-1]]
     content = "".join((c["choices"][0]["delta"].get("content") or "") for c in chunks if c["choices"])
     return chunks, content
-
-
-
-
-def wait_counter(envoy, name, at_least, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while (v := envoy.counter(name)) < at_least:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"semantic_cache.{name} = {v}, expected >= {at_least}")
-        time.sleep(0.03)
-    return v
 
 
 def stored_body(redis_server, key) -> dict:
@@ -215,7 +192,7 @@ def check_hit_stream(r, stored: dict, include_usage: bool):
 # ------------------------------------------------------------------------------------------------
 def test_stream_miss_forwarded_and_stored_reassembled(envoy, llm, redis_server):
     prompt = "Stream me a fact about octopuses"
-    r = post(envoy, "s", chat_body(prompt, stream=True, stream_options={"include_usage": True}))
+    r = ask(envoy, "s", body=chat_body(prompt, stream=True, stream_options={"include_usage": True}))
     assert_status(r, "MISS")
     assert r.headers["content-type"].startswith("text/event-stream")
     chunks, text = parse_stream(utf8(r))
@@ -234,11 +211,11 @@ def test_stream_miss_forwarded_and_stored_reassembled(envoy, llm, redis_server):
 @pytest.mark.parametrize("include_usage", [True, False], ids=["usage", "no-usage"])
 def test_stream_hit_from_stream_entry_is_valid_sse(envoy, llm, embed_openai, redis_server, include_usage):
     prompt = f"Explain tides in two sentences ({include_usage})"
-    assert_status(post(envoy, "s", chat_body(prompt, stream=True, stream_options={"include_usage": True})), "MISS")
+    assert_status(ask(envoy, "s", body=chat_body(prompt, stream=True, stream_options={"include_usage": True})), "MISS")
     keys = wait_stored(redis_server, "s")
     stored = stored_body(redis_server, keys[0])
     extra = {"stream_options": {"include_usage": True}} if include_usage else {}
-    r = post(envoy, "s", chat_body(prompt, stream=True, **extra))
+    r = ask(envoy, "s", body=chat_body(prompt, stream=True, **extra))
     assert_status(r, "HIT", match="exact")
     check_hit_stream(r, stored, include_usage)
     assert llm.calls == 1
@@ -246,10 +223,10 @@ def test_stream_hit_from_stream_entry_is_valid_sse(envoy, llm, embed_openai, red
 
 def test_stream_hit_from_json_entry(envoy, llm, redis_server):
     prompt = "Give me a long answer about the history of tea in China and Japan please"
-    r1 = post(envoy, "s", chat_body(prompt))
+    r1 = ask(envoy, "s", body=chat_body(prompt))
     assert_status(r1, "MISS")
     wait_stored(redis_server, "s")
-    r = post(envoy, "s", chat_body(prompt, stream=True, stream_options={"include_usage": True}))
+    r = ask(envoy, "s", body=chat_body(prompt, stream=True, stream_options={"include_usage": True}))
     assert_status(r, "HIT", match="exact")
     chunks = check_hit_stream(r, r1.json(), include_usage=True)
     assert len(chunks) >= 2 + len(f"echo: {prompt}") // 20, "content is replayed in several chunks"
@@ -258,11 +235,11 @@ def test_stream_hit_from_json_entry(envoy, llm, redis_server):
 
 def test_json_hit_from_stream_entry(envoy, llm, redis_server):
     prompt = "Name three uses of copper"
-    r1 = post(envoy, "s", chat_body(prompt, stream=True))
+    r1 = ask(envoy, "s", body=chat_body(prompt, stream=True))
     assert_status(r1, "MISS")
     _, text = parse_stream(utf8(r1))
     wait_stored(redis_server, "s")
-    r = post(envoy, "s", chat_body(prompt))
+    r = ask(envoy, "s", body=chat_body(prompt))
     assert_status(r, "HIT", match="exact")
     assert r.headers["content-type"].startswith("application/json")
     body = r.json()
@@ -274,11 +251,11 @@ def test_json_hit_from_stream_entry(envoy, llm, redis_server):
 
 def test_stream_semantic_hit(envoy, llm, redis_server):
     a = "Explain how photosynthesis converts sunlight into chemical energy"
-    b = "Briefly explain how photosynthesis converts sunlight into chemical energy"
+    b = "Explain how photosynthesis actually converts sunlight into chemical energy"
     assert 0 < cosine_distance(a, b) < THRESHOLD
-    assert_status(post(envoy, "s", chat_body(a, stream=True)), "MISS")
+    assert_status(ask(envoy, "s", body=chat_body(a, stream=True)), "MISS")
     wait_stored(redis_server, "s")
-    r = post(envoy, "s", chat_body(b, stream=True))
+    r = ask(envoy, "s", body=chat_body(b, stream=True))
     assert_status(r, "HIT", match="semantic")
     _, text = parse_stream(utf8(r))
     assert text == f"echo: {a}"
@@ -289,13 +266,13 @@ def test_incomplete_stream_not_stored(envoy, cutting_llm, redis_server, cut):
     cutting_llm.cut = cut
     skipped = envoy.counter("store_skipped")
     prompt = f"An answer that will be cut ({cut})"
-    r = post(envoy, "cut", chat_body(prompt, stream=True))
+    r = ask(envoy, "cut", body=chat_body(prompt, stream=True))
     assert_status(r, "MISS")
     wait_counter(envoy, "store_skipped", skipped + 1)
     time.sleep(0.2)
     assert redis_server.keys("sc_cut:*") == []
     cutting_llm.cut = None
-    assert_status(post(envoy, "cut", chat_body(prompt, stream=True)), "MISS")
+    assert_status(ask(envoy, "cut", body=chat_body(prompt, stream=True)), "MISS")
     assert cutting_llm.calls == 2
 
 
@@ -304,7 +281,7 @@ def test_upstream_drop_mid_stream_not_stored(envoy, cutting_llm, redis_server):
     ok = envoy.counter("store_ok")
     prompt = "An answer whose connection drops"
     try:
-        r = post(envoy, "cut", chat_body(prompt, stream=True))
+        r = ask(envoy, "cut", body=chat_body(prompt, stream=True))
         r.text  # noqa: B018  (may or may not raise: the body is truncated)
     except requests.RequestException:
         pass
@@ -312,30 +289,24 @@ def test_upstream_drop_mid_stream_not_stored(envoy, cutting_llm, redis_server):
     assert redis_server.keys("sc_cut:*") == []
     assert envoy.counter("store_ok") == ok
     cutting_llm.cut = None
-    assert_status(post(envoy, "cut", chat_body(prompt, stream=True)), "MISS")
+    assert_status(ask(envoy, "cut", body=chat_body(prompt, stream=True)), "MISS")
 
 
 @pytest.mark.parametrize("fmt", ["crlf", "nospace", "comments", "split"])
 def test_upstream_sse_framing_variants_are_stored(envoy, cutting_llm, redis_server, fmt):
     cutting_llm.fmt = fmt
     prompt = f"Caf\u00e9 na\u00efve \u65e5\u672c\u8a9e {fmt} \u2615 question"
-    r = post(envoy, "cut", chat_body(prompt, stream=True, stream_options={"include_usage": True}))
+    r = ask(envoy, "cut", body=chat_body(prompt, stream=True, stream_options={"include_usage": True}))
     assert_status(r, "MISS")
     keys = wait_stored(redis_server, "cut")
     stored = stored_body(redis_server, keys[0])
     assert stored["choices"][0]["message"]["content"] == f"echo: {prompt}"
     assert stored["usage"]["total_tokens"] == 12
     cutting_llm.fmt = None
-    r2 = post(envoy, "cut", chat_body(prompt, stream=True, stream_options={"include_usage": True}))
+    r2 = ask(envoy, "cut", body=chat_body(prompt, stream=True, stream_options={"include_usage": True}))
     assert_status(r2, "HIT", match="exact")
     check_hit_stream(r2, stored, include_usage=True)
     assert cutting_llm.calls == 1
-
-
-def _raw_request(port: int, body: dict) -> bytes:
-    data = json.dumps(body).encode()
-    return (b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\n"
-            b"authorization: " + CLIENT_AUTH.encode() + b"\r\ncontent-length: %d\r\n\r\n" % len(data) + data)
 
 
 def test_client_disconnect_mid_stream_stores_nothing(envoy, llm, redis_server):
@@ -343,7 +314,7 @@ def test_client_disconnect_mid_stream_stores_nothing(envoy, llm, redis_server):
     prompt = "A slowly streamed answer about the Roman aqueducts and their engineering"
     ok = envoy.counter("store_ok")
     with socket.create_connection(("127.0.0.1", envoy.port("s")), timeout=10) as s:
-        s.sendall(_raw_request(envoy.port("s"), chat_body(prompt, stream=True)))
+        s.sendall(raw_request(chat_body(prompt, stream=True), CLIENT_AUTH))
         got = b""
         while got.count(b"data: ") < 2:
             part = s.recv(65536)
@@ -355,7 +326,7 @@ def test_client_disconnect_mid_stream_stores_nothing(envoy, llm, redis_server):
     assert redis_server.keys("sc_s:*") == []
     assert envoy.counter("store_ok") == ok
     llm.stream_chunk_delay = 0.0
-    r = post(envoy, "s", chat_body(prompt, stream=True))
+    r = ask(envoy, "s", body=chat_body(prompt, stream=True))
     assert_status(r, "MISS")
     assert llm.calls == 2
     wait_stored(redis_server, "s")
@@ -364,7 +335,7 @@ def test_client_disconnect_mid_stream_stores_nothing(envoy, llm, redis_server):
 def test_stream_tool_calls_not_stored_by_default(envoy, llm, redis_server):
     llm.tool_calls = True
     skipped = envoy.counter("store_skipped")
-    r = post(envoy, "s", chat_body("What is the weather in Oslo", stream=True))
+    r = ask(envoy, "s", body=chat_body("What is the weather in Oslo", stream=True))
     assert_status(r, "MISS")
     wait_counter(envoy, "store_skipped", skipped + 1)
     time.sleep(0.2)
@@ -443,7 +414,7 @@ def test_sdk_stream_hit_from_json_entry_and_back(envoy, llm, redis_server):
 def test_sdk_stream_semantic_hit_headers(envoy, llm, redis_server):
     c = client(envoy)
     a = "Explain how photosynthesis converts sunlight into chemical energy"
-    b = "Briefly explain how photosynthesis converts sunlight into chemical energy"
+    b = "Explain how photosynthesis actually converts sunlight into chemical energy"
     _collect(c.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": a}], stream=True))
     wait_stored(redis_server, "s")
     raw = c.chat.completions.with_raw_response.create(model=MODEL, messages=[{"role": "user", "content": b}],

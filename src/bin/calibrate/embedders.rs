@@ -1,5 +1,7 @@
 //! The embedders calibrate can use: exactly the filter's code paths, so a threshold transfers.
-//! - `local`: the in-filter model embedded at build time (`LocalEmbedder`, same token cap);
+//! - `local` / `static`: the static table of the default build (`StaticEmbedder`, envoy/policies/local.json);
+//! - `minilm` / `local-minilm`: the transformer of `make build-local` (`LocalEmbedder`,
+//!   envoy/policies/local-minilm.json);
 //! - `openai` / `azure` / `mistral`: a provider endpoint, with the filter's request builder and
 //!   response parser (`core::embed::provider`), called over blocking HTTPS.
 //! A new embedder is one more variant of `Kind` and one arm in `open` and `Embedder::embed_raw`.
@@ -8,12 +10,14 @@ use std::time::Duration;
 
 use semantic_cache::core::embed::local::LocalEmbedder;
 use semantic_cache::core::embed::provider::{build_request, parse_response, EmbedError};
+use semantic_cache::core::embed::static_model::StaticEmbedder;
 use semantic_cache::core::policy::{parse_policy, Embedding};
 use serde_json::json;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    Local,
+    Static,
+    Minilm,
     Openai,
     Azure,
     Mistral,
@@ -22,7 +26,8 @@ pub enum Kind {
 impl Kind {
     pub fn parse(s: &str) -> Option<Kind> {
         match s {
-            "local" => Some(Kind::Local),
+            "local" | "static" => Some(Kind::Static),
+            "minilm" | "local-minilm" => Some(Kind::Minilm),
             "openai" | "openai-compatible" => Some(Kind::Openai),
             "azure" | "azure-openai" => Some(Kind::Azure),
             "mistral" => Some(Kind::Mistral),
@@ -31,7 +36,7 @@ impl Kind {
     }
     fn policy_name(self) -> &'static str {
         match self {
-            Kind::Local => "local",
+            Kind::Static | Kind::Minilm => "local",
             Kind::Openai => "openai-compatible",
             Kind::Azure => "azure-openai",
             Kind::Mistral => "mistral",
@@ -50,6 +55,7 @@ pub struct EmbedArgs {
 }
 
 enum Backend {
+    Static(StaticEmbedder<'static>),
     Local(LocalEmbedder),
     Remote { cfg: Embedding, url: String, agent: ureq::Agent, dims_known: bool },
 }
@@ -63,7 +69,12 @@ pub struct Embedder {
 
 pub fn open(kind: Kind, a: &EmbedArgs) -> Result<Embedder, String> {
     let (backend, name) = match kind {
-        Kind::Local => {
+        Kind::Static => {
+            let e = StaticEmbedder::embedded(a.max_tokens.unwrap_or(128)).map_err(|e| format!("static table: {e}"))?;
+            let name = format!("static/{}@{}", e.model_name(), e.max_tokens());
+            (Backend::Static(e), name)
+        }
+        Kind::Minilm => {
             let e = match a.max_tokens {
                 Some(n) => LocalEmbedder::embedded_with_max_tokens(n),
                 None => LocalEmbedder::embedded(),
@@ -122,6 +133,7 @@ impl Embedder {
 
     fn embed_raw(&mut self, text: &str) -> Result<Vec<f32>, String> {
         match &mut self.backend {
+            Backend::Static(e) => e.embed(text).map_err(|e| e.to_string()),
             Backend::Local(e) => e.embed(text).map_err(|e| e.to_string()),
             Backend::Remote { cfg, url, agent, dims_known } => {
                 let call = build_request(cfg, text);

@@ -105,7 +105,7 @@ pub fn as_request(prompt: &Value, opts: ReadOpts) -> Result<ChatRequest, &'stati
     };
     let body = json!({"model": "calibrate", "messages": messages}).to_string();
     parse_chat(body.as_bytes(), "/v1/chat/completions", opts.last_user_messages, opts.context_window)
-        .map_err(|e| e.reason())
+        .map_err(|e| e.reason().code())
 }
 
 #[cfg(test)]

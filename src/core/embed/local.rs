@@ -121,9 +121,7 @@ impl LocalEmbedder {
         let max_tokens = max_tokens.clamp(MIN_TOKENS, MAX_TOKENS_LIMIT);
         let tokenizer = load_tokenizer(tokenizer_json, max_tokens)?;
 
-        let mut model = tract_onnx::onnx()
-            .model_for_read(&mut std::io::Cursor::new(model_onnx))
-            .map_err(model_err)?;
+        let mut model = tract_onnx::onnx().model_for_read(&mut std::io::Cursor::new(model_onnx)).map_err(model_err)?;
 
         // inputs, by name
         let mut inputs = Vec::new();
@@ -145,8 +143,10 @@ impl LocalEmbedder {
         let chosen = outs
             .iter()
             .copied()
-            .find(|o| model.node(o.node).name == "last_hidden_state"
-                || model.outlet_label(*o).is_some_and(|l| l == "last_hidden_state"))
+            .find(|o| {
+                model.node(o.node).name == "last_hidden_state"
+                    || model.outlet_label(*o).is_some_and(|l| l == "last_hidden_state")
+            })
             .or_else(|| outs.first().copied())
             .ok_or_else(|| LocalEmbedError::Model("graph has no output".into()))?;
         model.select_output_outlets(&[chosen]).map_err(model_err)?;
@@ -167,9 +167,7 @@ impl LocalEmbedder {
         let seq = seq.unwrap_or_else(|| model.sym("S"));
         let batch = batch.unwrap_or_else(|| 1.to_dim());
         for ix in 0..inputs.len() {
-            model = model
-                .with_input_fact(ix, i64::fact(&[batch.clone(), seq.to_dim()]).into())
-                .map_err(model_err)?;
+            model = model.with_input_fact(ix, i64::fact(&[batch.clone(), seq.to_dim()]).into()).map_err(model_err)?;
         }
         let typed = model.into_optimized().map_err(model_err)?;
         let out_fact = typed.output_fact(0).map_err(model_err)?.clone();
@@ -215,10 +213,7 @@ impl LocalEmbedder {
             Some((byte, _)) => &text[..byte],
             None => text,
         };
-        let enc = self
-            .tokenizer
-            .encode(text, true)
-            .map_err(|e| LocalEmbedError::Tokenize(e.to_string()))?;
+        let enc = self.tokenizer.encode(text, true).map_err(|e| LocalEmbedError::Tokenize(e.to_string()))?;
         let ids = enc.get_ids();
         if ids.is_empty() {
             return Err(LocalEmbedError::Tokenize("no tokens".into()));
@@ -251,13 +246,9 @@ impl LocalEmbedder {
         }
         let out = self.plan.run(feed).map_err(|e| LocalEmbedError::Inference(format!("{e:#}")))?;
         let first = out.first().ok_or_else(|| LocalEmbedError::Output("no output".into()))?;
-        let view = first
-            .to_plain_array_view::<f32>()
-            .map_err(|e| LocalEmbedError::Output(format!("{e:#}")))?;
+        let view = first.to_plain_array_view::<f32>().map_err(|e| LocalEmbedError::Output(format!("{e:#}")))?;
         let shape = view.shape().to_vec();
-        let data = view
-            .as_slice()
-            .ok_or_else(|| LocalEmbedError::Output("output not contiguous".into()))?;
+        let data = view.as_slice().ok_or_else(|| LocalEmbedError::Output("output not contiguous".into()))?;
         let d = self.dims;
         let mut v = vec![0f32; d];
         if self.pooled_output {
@@ -323,8 +314,7 @@ fn normalize(v: &mut [f32]) -> Result<(), LocalEmbedError> {
 #[cfg(semcache_embedded_model)]
 mod embedded {
     pub const MODEL: Option<&[u8]> = Some(include_bytes!(concat!(env!("SEMCACHE_EMBED_DIR"), "/model.onnx")));
-    pub const TOKENIZER: Option<&[u8]> =
-        Some(include_bytes!(concat!(env!("SEMCACHE_EMBED_DIR"), "/tokenizer.json")));
+    pub const TOKENIZER: Option<&[u8]> = Some(include_bytes!(concat!(env!("SEMCACHE_EMBED_DIR"), "/tokenizer.json")));
     pub const NAME: &str = env!("SEMCACHE_EMBED_NAME");
     pub const DEFAULT_MAX_TOKENS: usize = super::parse_usize(env!("SEMCACHE_EMBED_MAX_TOKENS"), 128);
 }

@@ -115,7 +115,13 @@ mod tests {
         assert_eq!(parse_response(500, ok, 3), Err(EmbedError::Status(500)));
         assert!(matches!(parse_response(200, b"<html>", 3), Err(EmbedError::Malformed(_))));
         assert!(matches!(parse_response(200, br#"{"data":[]}"#, 3), Err(EmbedError::Malformed(_))));
-        assert!(matches!(parse_response(200, br#"{"data":[{"embedding":[0,0,0]}]}"#, 3), Err(EmbedError::Malformed(_))));
-        assert!(matches!(parse_response(200, br#"{"data":[{"embedding":["a",0,0]}]}"#, 3), Err(EmbedError::Malformed(_))));
+        assert!(matches!(
+            parse_response(200, br#"{"data":[{"embedding":[0,0,0]}]}"#, 3),
+            Err(EmbedError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_response(200, br#"{"data":[{"embedding":["a",0,0]}]}"#, 3),
+            Err(EmbedError::Malformed(_))
+        ));
     }
 }

@@ -59,13 +59,28 @@ const S_IS: &[&str] = &["what", "who", "where", "when", "how", "why", "it", "tha
 
 /// Apostrophe-less contractions that are not English words themselves.
 const BARE: &[(&str, &str)] = &[
-    ("dont", "do not"), ("doesnt", "does not"), ("didnt", "did not"), ("isnt", "is not"),
-    ("arent", "are not"), ("wasnt", "was not"), ("werent", "were not"), ("havent", "have not"),
-    ("hasnt", "has not"), ("hadnt", "had not"), ("couldnt", "could not"), ("shouldnt", "should not"),
-    ("wouldnt", "would not"), ("cannot", "can not"), ("whats", "what is"), ("wheres", "where is"),
-    ("whos", "who is"), ("thats", "that is"), ("theres", "there is"),
+    ("dont", "do not"),
+    ("doesnt", "does not"),
+    ("didnt", "did not"),
+    ("isnt", "is not"),
+    ("arent", "are not"),
+    ("wasnt", "was not"),
+    ("werent", "were not"),
+    ("havent", "have not"),
+    ("hasnt", "has not"),
+    ("hadnt", "had not"),
+    ("couldnt", "could not"),
+    ("shouldnt", "should not"),
+    ("wouldnt", "would not"),
+    ("cannot", "can not"),
+    ("whats", "what is"),
+    ("wheres", "where is"),
+    ("whos", "who is"),
+    ("thats", "that is"),
+    ("theres", "there is"),
     // also words ("wont": habit; "cant": jargon), but as prompts they are the contraction
-    ("wont", "will not"), ("cant", "can not"),
+    ("wont", "will not"),
+    ("cant", "can not"),
 ];
 
 /// Expands an English contraction in a lowercase token; `None` when it is not one.
@@ -102,7 +117,16 @@ const DROP: &[&str] = &["please", "pls", "plz", "um", "umm", "uh", "uhm", "erm"]
 const GREET: &[&str] = &["hi", "hello", "hey", "hiya", "greetings"];
 const GREET_TAIL: &[&str] = &["there", "team", "all", "everyone", "folks"];
 /// A thank-you closing the prompt after its question ("...? Thanks!"), dropped.
-const THANKS: &[&[&str]] = &[&["thanks"], &["thank", "you"], &["thanks", "in", "advance"], &["many", "thanks"], &["cheers"], &["thx"], &["ty"], &["thank", "you", "in", "advance"]];
+const THANKS: &[&[&str]] = &[
+    &["thanks"],
+    &["thank", "you"],
+    &["thanks", "in", "advance"],
+    &["many", "thanks"],
+    &["cheers"],
+    &["thx"],
+    &["ty"],
+    &["thank", "you", "in", "advance"],
+];
 
 /// Canonical key form of a prompt text (see the module comment for why each rewrite is safe).
 pub fn canonical(text: &str) -> String {
@@ -161,7 +185,10 @@ pub fn canonical(text: &str) -> String {
     // Trailing thank-you after a closed sentence: "...? thanks" / "... . thank you in advance".
     for phrase in THANKS {
         let n = phrase.len();
-        if toks.len() > n && toks[toks.len() - n - 1].1 && toks[toks.len() - n..].iter().zip(phrase.iter()).all(|(t, w)| !t.2 && t.0 == *w) {
+        if toks.len() > n
+            && toks[toks.len() - n - 1].1
+            && toks[toks.len() - n..].iter().zip(phrase.iter()).all(|(t, w)| !t.2 && t.0 == *w)
+        {
             toks.truncate(toks.len() - n);
             break;
         }
@@ -195,7 +222,10 @@ mod tests {
         }
         assert_eq!(canonical("I can't log in"), canonical("I cannot log in."));
         assert_eq!(canonical("Don't cancel it"), canonical("do not cancel it"));
-        assert_eq!(canonical("How do I apply for a residents' parking permit?"), canonical("How do I apply for a residents parking permit"));
+        assert_eq!(
+            canonical("How do I apply for a residents' parking permit?"),
+            canonical("How do I apply for a residents parking permit")
+        );
         assert_eq!(canonical("Hi, how do I reset my PIN? Thanks!"), canonical("how do I reset my PIN"));
         assert_eq!(canonical("Hello there! Can I pay by card, please?"), canonical("Can I pay by card"));
         assert_eq!(canonical("um how do i check my data usage"), canonical("How do I check my data usage?"));

@@ -15,7 +15,9 @@ pub(crate) fn hard(a: &Profile, b: &Profile, strictness: Strictness) -> Result<(
     }
     // Balanced: a heavily reworded question may say the same thing with or without a negator
     // ("without medication" / "drug-free"); a minimal edit that adds one never does.
-    if a.negations != b.negations && (strictness == Strictness::Strict || edit_distance(&a.seq, &b.seq) <= NEGATION_EDITS_BALANCED) {
+    if a.negations != b.negations
+        && (strictness == Strictness::Strict || edit_distance(&a.seq, &b.seq) <= NEGATION_EDITS_BALANCED)
+    {
         return Err(Refusal::Negation);
     }
     if contrast(a, b) || prefixed_opposite(a, b) || prefixed_opposite(b, a) {
@@ -37,7 +39,12 @@ pub(crate) fn hard(a: &Profile, b: &Profile, strictness: Strictness) -> Result<(
 }
 
 /// Whether `x` (of profile `p`) has a class that `y` (of profile `q`) lacks, typos aside.
-fn a_only<T: Ord + AsRef<str>>(x: &std::collections::BTreeSet<T>, y: &std::collections::BTreeSet<T>, p: &Profile, q: &Profile) -> bool {
+fn a_only<T: Ord + AsRef<str>>(
+    x: &std::collections::BTreeSet<T>,
+    y: &std::collections::BTreeSet<T>,
+    p: &Profile,
+    q: &Profile,
+) -> bool {
     x.iter().any(|c| !y.contains(c) && !p.class_typoed_in(c.as_ref(), q))
 }
 
@@ -82,8 +89,18 @@ fn prefixed_opposite(a: &Profile, b: &Profile) -> bool {
 /// Order: the word after a relation marker ("from X to Y", "A than B", "USD to EUR") swapped between
 /// the prompts, or the same names/numbers/currencies in another order when the words are the same.
 pub(crate) fn order(a: &Profile, b: &Profile) -> Result<(), Refusal> {
-    let a_keys: std::collections::HashSet<&str> = a.content.iter().map(|c| c.key.as_str()).chain(a.key_seq.iter().chain(&a.currencies).map(String::as_str)).collect();
-    let b_keys: std::collections::HashSet<&str> = b.content.iter().map(|c| c.key.as_str()).chain(b.key_seq.iter().chain(&b.currencies).map(String::as_str)).collect();
+    let a_keys: std::collections::HashSet<&str> = a
+        .content
+        .iter()
+        .map(|c| c.key.as_str())
+        .chain(a.key_seq.iter().chain(&a.currencies).map(String::as_str))
+        .collect();
+    let b_keys: std::collections::HashSet<&str> = b
+        .content
+        .iter()
+        .map(|c| c.key.as_str())
+        .chain(b.key_seq.iter().chain(&b.currencies).map(String::as_str))
+        .collect();
     // Per marker, the words that follow it on each side; a word only one side has after the marker,
     // while the other side has it elsewhere, has changed its role.
     for (m, x) in &a.relations {
@@ -99,11 +116,14 @@ pub(crate) fn order(a: &Profile, b: &Profile) -> Result<(), Refusal> {
         }
     }
     // The same word after opposite directions: "flights to London" / "flights from London".
-    const DIRECTIONS: &[&str] = &["from", "to", "into", "onto", "toward", "towards", "desde", "hasta", "hacia", "vers", "depuis", "nach", "von"];
+    const DIRECTIONS: &[&str] = &[
+        "from", "to", "into", "onto", "toward", "towards", "desde", "hasta", "hacia", "vers", "depuis", "nach", "von",
+    ];
     let directed = |p: &Profile, m: &str, x: &str| p.relations.iter().any(|(k, z)| k == m && z == x);
     for (m, x) in a.relations.iter().filter(|(m, _)| DIRECTIONS.contains(&m.as_str())) {
         for (n, y) in b.relations.iter().filter(|(n, _)| DIRECTIONS.contains(&n.as_str())) {
-            let opposite = (m == "from") != (n == "from") || (m == "desde" || m == "depuis" || m == "von") != (n == "desde" || n == "depuis" || n == "von");
+            let opposite = (m == "from") != (n == "from")
+                || (m == "desde" || m == "depuis" || m == "von") != (n == "desde" || n == "depuis" || n == "von");
             if x == y && m != n && opposite && !directed(a, n, x) && !directed(b, m, y) {
                 return Err(Refusal::Order);
             }
@@ -111,7 +131,8 @@ pub(crate) fn order(a: &Profile, b: &Profile) -> Result<(), Refusal> {
     }
     // Same content words in another order that is not a fronted phrase ("On the menu, what vegan
     // options ..." is a rotation of "What vegan options ... on the menu"): a swap of roles.
-    let (ka, kb): (Vec<&str>, Vec<&str>) = (a.content.iter().map(|c| c.key.as_str()).collect(), b.content.iter().map(|c| c.key.as_str()).collect());
+    let (ka, kb): (Vec<&str>, Vec<&str>) =
+        (a.content.iter().map(|c| c.key.as_str()).collect(), b.content.iter().map(|c| c.key.as_str()).collect());
     if ka != kb && ka.len() == kb.len() && sorted_keys(&a.content) == sorted_keys(&b.content) {
         // A phrase moved as a whole ("a primary school place" / "a place at a primary school") or
         // fronted with the sentence rebuilt around it keeps the roles; two words trading places in
@@ -121,7 +142,11 @@ pub(crate) fn order(a: &Profile, b: &Profile) -> Result<(), Refusal> {
             return Err(Refusal::Order);
         }
     }
-    if a.key_seq != b.key_seq && !coordinated_swap(a, b) && sorted(&a.key_seq) == sorted(&b.key_seq) && sorted_keys(&a.content) == sorted_keys(&b.content) {
+    if a.key_seq != b.key_seq
+        && !coordinated_swap(a, b)
+        && sorted(&a.key_seq) == sorted(&b.key_seq)
+        && sorted_keys(&a.content) == sorted_keys(&b.content)
+    {
         return Err(Refusal::Order);
     }
     Ok(())
@@ -149,7 +174,8 @@ fn coordinated_swap(a: &Profile, b: &Profile) -> bool {
     }
     let joined = |p: &Profile, from: usize, to: usize| {
         let between = &p.toks[from + 1..to];
-        between.iter().any(|t| COORDINATORS.contains(&t.w.as_str())) && between.iter().all(|t| lx.stop.contains(t.w.as_str()) || COORDINATORS.contains(&t.w.as_str()))
+        between.iter().any(|t| COORDINATORS.contains(&t.w.as_str()))
+            && between.iter().all(|t| lx.stop.contains(t.w.as_str()) || COORDINATORS.contains(&t.w.as_str()))
     };
     joined(a, wa[i].1, wa[j].1) && joined(b, wb[i].1, wb[j].1)
 }
@@ -164,7 +190,9 @@ fn is_phrase_move(a: &[&str], b: &[&str]) -> bool {
     for i in 0..n {
         for j in i + 1..n {
             for k in j + 1..=n {
-                if (j - i >= 2 || k - j >= 2) && a[..i].iter().chain(&a[j..k]).chain(&a[i..j]).chain(&a[k..]).eq(b.iter()) {
+                if (j - i >= 2 || k - j >= 2)
+                    && a[..i].iter().chain(&a[j..k]).chain(&a[i..j]).chain(&a[k..]).eq(b.iter())
+                {
                     return true;
                 }
             }
@@ -301,7 +329,8 @@ fn edit_distance(a: &[Content], b: &[Content]) -> usize {
     for (i, x) in a.iter().enumerate() {
         cur[0] = i + 1;
         for (j, y) in b.iter().enumerate() {
-            let same = x.key == y.key || (x.surface.len().abs_diff(y.surface.len()) <= 2 && is_typo(&x.surface, &y.surface));
+            let same =
+                x.key == y.key || (x.surface.len().abs_diff(y.surface.len()) <= 2 && is_typo(&x.surface, &y.surface));
             cur[j + 1] = (prev[j] + usize::from(!same)).min(prev[j + 1] + 1).min(cur[j] + 1);
         }
         std::mem::swap(&mut prev, &mut cur);

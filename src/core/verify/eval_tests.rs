@@ -57,7 +57,13 @@ fn verify_is_symmetric_on_labelled_pairs() {
         let Some(pairs) = load(&path) else { continue };
         for p in &pairs {
             for s in Strictness::ALL {
-                assert_eq!(verify_with(&p.a, &p.b, s).is_ok(), verify_with(&p.b, &p.a, s).is_ok(), "{:?} / {:?}", p.a, p.b);
+                assert_eq!(
+                    verify_with(&p.a, &p.b, s).is_ok(),
+                    verify_with(&p.b, &p.a, s).is_ok(),
+                    "{:?} / {:?}",
+                    p.a,
+                    p.b
+                );
             }
         }
     }
@@ -77,7 +83,8 @@ fn report() {
         let mut stats: BTreeMap<(bool, String), (usize, usize, usize)> = BTreeMap::new();
         let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
         let mut misses = Vec::new();
-        let strictness = std::env::var("VERIFY_STRICTNESS").ok().and_then(|s| Strictness::from_code(&s)).unwrap_or_default();
+        let strictness =
+            std::env::var("VERIFY_STRICTNESS").ok().and_then(|s| Strictness::from_code(&s)).unwrap_or_default();
         println!("  strictness {}", strictness.code());
         for p in &pairs {
             let r = verify_with(&p.a, &p.b, strictness);
@@ -89,7 +96,13 @@ fn report() {
                 *reasons.entry(x.code()).or_default() += 1;
             }
             if r.is_ok() != p.same {
-                misses.push(format!("  {:<22} {:<13} {:?} | {:?}", p.category, r.err().map_or("PASSED", |x| x.code()), p.a, p.b));
+                misses.push(format!(
+                    "  {:<22} {:<13} {:?} | {:?}",
+                    p.category,
+                    r.err().map_or("PASSED", |x| x.code()),
+                    p.a,
+                    p.b
+                ));
             }
         }
         let (mut pos, mut pos_ok, mut neg, mut neg_ok) = (0, 0, 0, 0);
@@ -97,11 +110,18 @@ fn report() {
             if *same {
                 pos += n;
                 pos_ok += ok;
-                println!("  should-hit  {cat:<22} served {ok:>3}/{n:<3} ({:.0}%)  canonical-equal {canon}", 100.0 * *ok as f64 / *n as f64);
+                println!(
+                    "  should-hit  {cat:<22} served {ok:>3}/{n:<3} ({:.0}%)  canonical-equal {canon}",
+                    100.0 * *ok as f64 / *n as f64
+                );
             } else {
                 neg += n;
                 neg_ok += ok;
-                println!("  must-not    {cat:<22} refused {:>3}/{n:<3} ({:.0}%)", n - ok, 100.0 * (n - ok) as f64 / *n as f64);
+                println!(
+                    "  must-not    {cat:<22} refused {:>3}/{n:<3} ({:.0}%)",
+                    n - ok,
+                    100.0 * (n - ok) as f64 / *n as f64
+                );
             }
         }
         println!(
@@ -136,7 +156,8 @@ fn timing() {
         println!("{path}: {per:?} per verify ({} pairs)", pairs.len());
     }
     let body = "please review the following paragraph about the history of the city and its rivers. ".repeat(400);
-    let (a, b) = (format!("{body} Is it safe to swim there in July?"), format!("{body} Is it OK to swim there in July?"));
+    let (a, b) =
+        (format!("{body} Is it safe to swim there in July?"), format!("{body} Is it OK to swim there in July?"));
     let start = std::time::Instant::now();
     let _ = std::hint::black_box(verify(&a, &b));
     println!("long prompt ({} chars): {:?}", a.len(), start.elapsed());
@@ -147,7 +168,8 @@ fn timing() {
 fn timing_phases() {
     use super::{checks, profile::Profile, tokens::tokenize};
     let body = "please review the following paragraph about the history of the city and its rivers. ".repeat(400);
-    let (a, b) = (format!("{body} Is it safe to swim there in July?"), format!("{body} Is it OK to swim there in July?"));
+    let (a, b) =
+        (format!("{body} Is it safe to swim there in July?"), format!("{body} Is it OK to swim there in July?"));
     let _ = verify("warm", "up");
     let t = std::time::Instant::now();
     let _ = canonical(&a);

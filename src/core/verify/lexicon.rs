@@ -87,8 +87,8 @@ fn build() -> Lexicon {
             "eine", "einen", "einer", "mit", "für", "auf", "dem", "sich", "wo", "wann", "warum", "gibt", "zu", "muss",
             "bitte", "kein", "keine", "wird", "werden", "sind", "es", "wir", "ihr", "sie", "oder", "aber", "bei",
         ]
-            .into_iter()
-            .collect(),
+        .into_iter()
+        .collect(),
     };
     let stops: [&[&'static str]; 4] = [en::STOPWORDS, es::STOPWORDS, fr::STOPWORDS, de::STOPWORDS];
     let fillers: [&[&'static str]; 4] = [en::FILLERS, es::FILLERS, fr::FILLERS, de::FILLERS];
@@ -106,7 +106,8 @@ fn build() -> Lexicon {
     for l in concord {
         lx.neg_concord.extend(l.iter().copied());
     }
-    let contrasts: [&[(&[&'static str], &[&'static str])]; 4] = [en::CONTRASTS, es::CONTRASTS, fr::CONTRASTS, de::CONTRASTS];
+    let contrasts: [&[(&[&'static str], &[&'static str])]; 4] =
+        [en::CONTRASTS, es::CONTRASTS, fr::CONTRASTS, de::CONTRASTS];
     let mut group: u16 = 0;
     for l in contrasts {
         for (pos, neg) in l.iter() {
@@ -254,7 +255,8 @@ pub(crate) fn is_typo(a: &str, b: &str) -> bool {
     }
     // 4 letters: not a plain substitution
     la != lb || {
-        let diff: Vec<usize> = a.chars().zip(b.chars()).enumerate().filter(|(_, (x, y))| x != y).map(|(i, _)| i).collect();
+        let diff: Vec<usize> =
+            a.chars().zip(b.chars()).enumerate().filter(|(_, (x, y))| x != y).map(|(i, _)| i).collect();
         diff.len() == 2 && diff[1] == diff[0] + 1
     }
 }

@@ -47,7 +47,11 @@ fn content_key(t: &Tok) -> Option<String> {
         // A name is content even when it is spelled like a function word ("Go", "US", "IT").
         return Some(lx.synonym.get(&t.stem).cloned().unwrap_or_else(|| t.stem.clone()));
     }
-    if t.kind != Kind::Word || lx.stop.contains(t.w.as_str()) || lx.filler.contains(&t.stem) || lx.negation.contains(&t.stem) {
+    if t.kind != Kind::Word
+        || lx.stop.contains(t.w.as_str())
+        || lx.filler.contains(&t.stem)
+        || lx.negation.contains(&t.stem)
+    {
         return None;
     }
     if !t.w.chars().any(char::is_alphanumeric) {
@@ -127,7 +131,9 @@ impl Profile {
             if let Some(poles) = lx.contrast.get(&t.stem) {
                 // "not pass" is "fail", "not safe" is "unsafe": a negator just before flips the pole
                 // (the negation itself is counted too, so "pass" / "not pass" still differ).
-                let negated = toks[i.saturating_sub(2)..i].iter().any(|n| n.sent == t.sent && (n.w == "not" || n.w == "no" || n.w == "never"));
+                let negated = toks[i.saturating_sub(2)..i]
+                    .iter()
+                    .any(|n| n.sent == t.sent && (n.w == "not" || n.w == "no" || n.w == "never"));
                 p.poles.extend(poles.iter().map(|&(g, pole)| (g, if negated { pole ^ 1 } else { pole })));
             }
             if lx.time_mod.contains(t.w.as_str()) {
@@ -200,7 +206,9 @@ impl Profile {
         // that join to it ("wi fi" / "WiFi").
         let same = |w: &str| w == name || (w.contains('-') && w.replace('-', "") == name);
         if self.toks.iter().any(|t| same(&t.w) || t.stem == st)
-            || self.toks.windows(2).any(|p| name.len() == p[0].w.len() + p[1].w.len() && name.starts_with(&p[0].w) && name.ends_with(&p[1].w))
+            || self.toks.windows(2).any(|p| {
+                name.len() == p[0].w.len() + p[1].w.len() && name.starts_with(&p[0].w) && name.ends_with(&p[1].w)
+            })
         {
             return true;
         }

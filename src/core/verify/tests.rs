@@ -41,8 +41,16 @@ fn unit_en() {
 fn negation_en() {
     refused("Cancel my subscription", "Don't cancel my subscription", Refusal::Negation);
     refused("Which items can be recycled?", "Which items can't be recycled?", Refusal::Negation);
-    refused("Do I need a prescription for this medicine?", "Can I get this medicine without a prescription?", Refusal::Negation);
-    refused("Which foods should I eat before surgery?", "Which foods should I avoid before surgery?", Refusal::Negation);
+    refused(
+        "Do I need a prescription for this medicine?",
+        "Can I get this medicine without a prescription?",
+        Refusal::Negation,
+    );
+    refused(
+        "Which foods should I eat before surgery?",
+        "Which foods should I avoid before surgery?",
+        Refusal::Negation,
+    );
     refused("What's the price for members?", "What's the price for non-members?", Refusal::Negation);
     // the same negation written two ways
     passes("I can't log in to my account", "I cannot log in to my account");
@@ -55,10 +63,18 @@ fn contrast_en() {
     refused("Is the clinic open on Sundays?", "Is the clinic closed on Sundays?", Refusal::Contrast);
     refused("Is ibuprofen safe to take with alcohol?", "Is ibuprofen unsafe to take with alcohol?", Refusal::Contrast);
     refused("How do I lock my card?", "How do I unlock my card?", Refusal::Contrast);
-    refused("How much is delivery for orders under £50?", "How much is delivery for orders over £50?", Refusal::Contrast);
+    refused(
+        "How much is delivery for orders under £50?",
+        "How much is delivery for orders over £50?",
+        Refusal::Contrast,
+    );
     refused("What's the check-in time?", "What's the check-out time?", Refusal::Contrast);
     refused("How do I sign in?", "How do I sign out?", Refusal::Contrast);
-    refused("Which appliances use the most electricity?", "Which appliances use the least electricity?", Refusal::Contrast);
+    refused(
+        "Which appliances use the most electricity?",
+        "Which appliances use the least electricity?",
+        Refusal::Contrast,
+    );
 }
 
 #[test]
@@ -95,8 +111,16 @@ fn entity_en() {
 fn order_en() {
     refused("Convert 100 USD to EUR", "Convert 100 EUR to USD", Refusal::Order);
     refused("Is Rust faster than Go?", "Is Go faster than Rust?", Refusal::Order);
-    refused("How do I migrate my database from MySQL to Postgres?", "How do I migrate my database from Postgres to MySQL?", Refusal::Order);
-    refused("Transfer £50 from my savings to my current account", "Transfer £50 from my current account to my savings", Refusal::Order);
+    refused(
+        "How do I migrate my database from MySQL to Postgres?",
+        "How do I migrate my database from Postgres to MySQL?",
+        Refusal::Order,
+    );
+    refused(
+        "Transfer £50 from my savings to my current account",
+        "Transfer £50 from my current account to my savings",
+        Refusal::Order,
+    );
     refused("Can I exchange the medium for a large?", "Can I exchange the large for a medium?", Refusal::Order);
     refused("How long is the flight to London?", "How long is the flight from London?", Refusal::Order);
     // a fronted phrase or a phrase moved as a whole keeps the roles
@@ -105,7 +129,11 @@ fn order_en() {
     // two words swapped around "or"/"and" ask the same
     passes("Is a tomato a fruit or a vegetable?", "Is a tomato a vegetable or a fruit?");
     passes("Which is bigger, the Moon or Mercury?", "Which is bigger, Mercury or the Moon?");
-    refused("What's the time difference between Tokyo and London? Is Tokyo ahead?", "What's the time difference between London and Tokyo? Is London ahead?", Refusal::Order);
+    refused(
+        "What's the time difference between Tokyo and London? Is Tokyo ahead?",
+        "What's the time difference between London and Tokyo? Is London ahead?",
+        Refusal::Order,
+    );
 }
 
 #[test]
@@ -126,7 +154,10 @@ fn substitution_en() {
 fn paraphrases_and_near_repeats_pass() {
     passes("How do I reset my google account password?", "What is the process for changing my google login password?");
     passes("What's the capital of Australia?", "Which city is Australia's capital?");
-    passes("What are the visiting hours on the maternity ward?", "Hi! What are the visiting hours on the maternity ward, please? Thanks");
+    passes(
+        "What are the visiting hours on the maternity ward?",
+        "Hi! What are the visiting hours on the maternity ward, please? Thanks",
+    );
     passes("What is the capital of France?", "what is the capital of france");
     passes("How do I bleed a radiator?", "Sorry, silly question, but how do I bleed a radiator?");
     passes("Do you accept Apple Pay?", "Do You Accept Apple Pay?");
@@ -169,9 +200,17 @@ fn german() {
 
 #[test]
 fn scope_entity_number_per_language() {
-    refused("¿Cuál es la dosis de paracetamol para niños?", "¿Cuál es la dosis de paracetamol para adultos?", Refusal::Scope);
+    refused(
+        "¿Cuál es la dosis de paracetamol para niños?",
+        "¿Cuál es la dosis de paracetamol para adultos?",
+        Refusal::Scope,
+    );
     refused("¿Cuál es la capital de Australia?", "¿Cuál es la capital de Austria?", Refusal::Entity);
-    refused("Quelle est la dose de paracétamol pour les enfants ?", "Quelle est la dose de paracétamol pour les adultes ?", Refusal::Scope);
+    refused(
+        "Quelle est la dose de paracétamol pour les enfants ?",
+        "Quelle est la dose de paracétamol pour les adultes ?",
+        Refusal::Scope,
+    );
     refused("Combien coûtent deux billets ?", "Combien coûtent trois billets ?", Refusal::Number);
     refused("Quelle est la capitale de la Slovénie ?", "Quelle est la capitale de la Slovaquie ?", Refusal::Entity);
     refused("Welche Dosis Paracetamol ist für Kinder?", "Welche Dosis Paracetamol ist für Erwachsene?", Refusal::Scope);
@@ -213,8 +252,14 @@ fn strictness_for_qualifiers() {
     assert_eq!(verify_with(a, b, Strictness::Strict), Err(Refusal::Scope));
     // the same qualifier added as a minimal edit is refused by both
     for s in Strictness::ALL {
-        assert_eq!(verify_with("What are the symptoms of flu?", "What are the symptoms of flu in babies?", s), Err(Refusal::Scope));
-        assert_eq!(verify_with("What time does the post office close?", "What time does the post office close today?", s), Err(Refusal::Time));
+        assert_eq!(
+            verify_with("What are the symptoms of flu?", "What are the symptoms of flu in babies?", s),
+            Err(Refusal::Scope)
+        );
+        assert_eq!(
+            verify_with("What time does the post office close?", "What time does the post office close today?", s),
+            Err(Refusal::Time)
+        );
         assert_eq!(Strictness::from_code(s.code()), Some(s));
     }
 }
@@ -226,7 +271,18 @@ fn debug_profiles() {
     let b = std::env::var("B").unwrap_or_default();
     for t in [&a, &b] {
         let p = super::profile::Profile::new(t);
-        println!("{:?}\n  time {:?} scope {:?} names {:?} neg {} nums {:?} units {:?}\n  content {:?}\n  rel {:?}", p.toks.iter().map(|t| &t.w).collect::<Vec<_>>(), p.time, p.scope, p.names, p.negations, p.nums, p.units, p.content.iter().map(|c| &c.key).collect::<Vec<_>>(), p.relations);
+        println!(
+            "{:?}\n  time {:?} scope {:?} names {:?} neg {} nums {:?} units {:?}\n  content {:?}\n  rel {:?}",
+            p.toks.iter().map(|t| &t.w).collect::<Vec<_>>(),
+            p.time,
+            p.scope,
+            p.names,
+            p.negations,
+            p.nums,
+            p.units,
+            p.content.iter().map(|c| &c.key).collect::<Vec<_>>(),
+            p.relations
+        );
     }
     println!("{:?}", verify(&a, &b));
 }

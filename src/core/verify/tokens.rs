@@ -25,10 +25,51 @@ pub(crate) struct Tok {
 
 /// Words of a leading greeting ("Morning!", "Hi team,"), dropped so that "morning" is no time word.
 const GREETINGS: &[&str] = &[
-    "hi", "hello", "hey", "hiya", "good", "morning", "afternoon", "evening", "day", "dear", "there", "team",
-    "all", "everyone", "guys", "folks", "greetings", "hola", "buenos", "buenas", "dias", "días", "tardes",
-    "noches", "bonjour", "bonsoir", "salut", "coucou", "hallo", "moin", "servus", "guten", "tag", "morgen",
-    "abend", "ok", "okay", "so", "um", "uh", "yeah", "sorry", "quick", "question", "one",
+    "hi",
+    "hello",
+    "hey",
+    "hiya",
+    "good",
+    "morning",
+    "afternoon",
+    "evening",
+    "day",
+    "dear",
+    "there",
+    "team",
+    "all",
+    "everyone",
+    "guys",
+    "folks",
+    "greetings",
+    "hola",
+    "buenos",
+    "buenas",
+    "dias",
+    "días",
+    "tardes",
+    "noches",
+    "bonjour",
+    "bonsoir",
+    "salut",
+    "coucou",
+    "hallo",
+    "moin",
+    "servus",
+    "guten",
+    "tag",
+    "morgen",
+    "abend",
+    "ok",
+    "okay",
+    "so",
+    "um",
+    "uh",
+    "yeah",
+    "sorry",
+    "quick",
+    "question",
+    "one",
 ];
 
 /// Leading greeting clause: the first raw tokens (up to 4), ending in , ! . or :, all greeting words.
@@ -132,7 +173,11 @@ fn split_number(word: &str, out: &mut Vec<(String, bool)>) {
     let num = norm_number(num);
     if suffix.is_empty() || matches!(suffix, "st" | "nd" | "rd" | "th" | "s") {
         out.push((num, true));
-    } else if suffix == "%" || suffix == "k" || lx.unit.contains_key(&stem(suffix)) || lx.currency.contains_key(&stem(suffix)) {
+    } else if suffix == "%"
+        || suffix == "k"
+        || lx.unit.contains_key(&stem(suffix))
+        || lx.currency.contains_key(&stem(suffix))
+    {
         out.push((num, true));
         out.push((suffix.to_string(), false));
     } else {
@@ -184,9 +229,13 @@ pub(crate) fn tokenize(text: &str) -> Vec<Tok> {
     let all_caps = letters.len() >= 6 && upper * 10 >= letters.len() * 8;
     let title = raws.iter().any(|&(raw, starts)| {
         let w = raw.trim_start_matches(is_lead).trim_end_matches(is_trail);
-        !starts && w.chars().count() >= 2 && w.starts_with(char::is_uppercase) && lx.stop.contains(w.to_lowercase().as_str())
+        !starts
+            && w.chars().count() >= 2
+            && w.starts_with(char::is_uppercase)
+            && lx.stop.contains(w.to_lowercase().as_str())
     });
-    let words: Vec<&str> = raws.iter().map(|r| r.0.trim_start_matches(is_lead)).filter(|r| r.starts_with(char::is_alphabetic)).collect();
+    let words: Vec<&str> =
+        raws.iter().map(|r| r.0.trim_start_matches(is_lead)).filter(|r| r.starts_with(char::is_alphabetic)).collect();
     let capped = words.iter().filter(|r| r.starts_with(char::is_uppercase)).count();
     let caps_mode = all_caps || (title && capped * 4 >= words.len() * 3);
     let german = raws.iter().filter(|r| r.0.len() <= 6 && lx.german.contains(r.0.to_lowercase().as_str())).count() >= 2;
@@ -212,7 +261,11 @@ pub(crate) fn tokenize(text: &str) -> Vec<Tok> {
         let single = pieces.len() == 1;
         for piece in pieces {
             // Hyphenated words split into parts (non-refundable, two-factor, check-in), except names.
-            let parts: Vec<&str> = if name && single || code { vec![piece.as_str()] } else { piece.split('-').filter(|p| !p.is_empty()).collect() };
+            let parts: Vec<&str> = if name && single || code {
+                vec![piece.as_str()]
+            } else {
+                piece.split('-').filter(|p| !p.is_empty()).collect()
+            };
             for part in parts {
                 let mut split = Vec::new();
                 split_number(part, &mut split);
@@ -316,7 +369,13 @@ mod tests {
 
     #[test]
     fn contractions_elisions_greetings() {
-        let w: Vec<String> = tokenize("Morning! I can't log in, what's wrong with l'application? Je n'ai pas").into_iter().map(|t| t.w).collect();
-        assert_eq!(w, ["i", "can", "not", "login", "what", "is", "wrong", "with", "l", "application", "je", "ne", "ai", "pas"]);
+        let w: Vec<String> = tokenize("Morning! I can't log in, what's wrong with l'application? Je n'ai pas")
+            .into_iter()
+            .map(|t| t.w)
+            .collect();
+        assert_eq!(
+            w,
+            ["i", "can", "not", "login", "what", "is", "wrong", "with", "l", "application", "je", "ne", "ai", "pas"]
+        );
     }
 }

@@ -1,16 +1,12 @@
 //! Bench filter: `GET /` with `x-embed-text: <text>` -> 200 with `x-embed-us` (tokenize + inference,
 //! microseconds, host clock), `x-embed-tokens`, `x-embed-dims`, `x-embed-model`. The model is loaded once
 //! per VM in `on_vm_start`, as the real filter does; its load time is logged.
-#[path = "../../../../src/core/embed/local.rs"]
-#[allow(dead_code)]
-mod local;
-
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use local::LocalEmbedder;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
+use semantic_cache::core::embed::local::LocalEmbedder;
 
 thread_local! {
     static EMB: RefCell<Option<Rc<LocalEmbedder>>> = const { RefCell::new(None) };

@@ -274,22 +274,22 @@ pub fn escape_tag(tag: &str) -> String {
     out
 }
 
-/// `FT.SEARCH` KNN 1 within one partition, returning the fields a hit needs (DIALECT 2).
-pub fn ft_search_knn(index: &str, partition_tag: &str, vector: &[f32]) -> Vec<Vec<u8>> {
-    let tag = if is_valid_partition_tag(partition_tag) {
-        partition_tag.to_string()
-    } else {
-        escape_tag(partition_tag)
-    };
-    let query = format!("(@partition:{{{tag}}})=>[KNN 1 @vec $vec AS dist]");
+/// `FT.SEARCH` KNN k within one partition, nearest first, returning the fields a hit and the
+/// verifier need (DIALECT 2).
+pub fn ft_search_knn(index: &str, partition_tag: &str, vector: &[f32], k: usize) -> Vec<Vec<u8>> {
+    let tag = if is_valid_partition_tag(partition_tag) { partition_tag.to_string() } else { escape_tag(partition_tag) };
+    let k = k.max(1);
+    let query = format!("(@partition:{{{tag}}})=>[KNN {k} @vec $vec AS dist]");
     let mut cmd = vec![arg("FT.SEARCH"), arg(index), query.into_bytes()];
     cmd.extend(["PARAMS", "2", "vec"].iter().map(|s| arg(s)));
     cmd.push(vector_blob(vector));
     cmd.extend(
-        ["SORTBY", "dist", "RETURN", "5", "dist", "body", "ctype", "created", "model", "DIALECT", "2"]
+        ["SORTBY", "dist", "RETURN", "6", "dist", "body", "ctype", "created", "model", "prompt", "LIMIT", "0"]
             .iter()
             .map(|s| arg(s)),
     );
+    cmd.push(k.to_string().into_bytes());
+    cmd.extend(["DIALECT", "2"].iter().map(|s| arg(s)));
     cmd
 }
 
@@ -308,6 +308,9 @@ pub struct SearchHit {
     pub ctype: String,
     pub created: u64,
     pub model: String,
+    /// The stored prompt (normalised text) the verifier compares; `None` for entries written
+    /// before it was stored.
+    pub prompt: Option<String>,
 }
 
 fn reply_bytes(r: &Reply) -> Option<&[u8]> {
@@ -322,12 +325,16 @@ fn field_str(value: &[u8], name: &'static str) -> Result<String, RespError> {
     String::from_utf8(value.to_vec()).map_err(|_| RespError::InvalidField(name))
 }
 
-/// Reads an `FT.SEARCH ... DIALECT 2` reply: `[total, key, [field, value, ...], ...]`.
-///
-/// Only the first document is used (KNN 1). `Ok(None)` when nothing matched, or when the
-/// document's fields are nil: the hash expired between indexing and the search, which is a miss,
-/// not a Redis failure.
+/// Reads an `FT.SEARCH ... DIALECT 2` reply: `[total, key, [field, value, ...], ...]`, and
+/// returns the first document (see `parse_search_all`).
 pub fn parse_search(reply: &Reply) -> Result<Option<SearchHit>, RespError> {
+    Ok(parse_search_all(reply)?.into_iter().next())
+}
+
+/// Every document of an `FT.SEARCH ... DIALECT 2` reply, in reply order (nearest first with
+/// `SORTBY dist`). A document whose fields are nil is skipped: the hash expired between indexing
+/// and the search, which is a miss for that candidate, not a Redis failure.
+pub fn parse_search_all(reply: &Reply) -> Result<Vec<SearchHit>, RespError> {
     let items = match reply {
         Reply::Error(msg) => return Err(RespError::Server(msg.clone())),
         Reply::Array(Some(items)) => items,
@@ -338,21 +345,32 @@ pub fn parse_search(reply: &Reply) -> Result<Option<SearchHit>, RespError> {
         _ => return Err(RespError::Unexpected("FT.SEARCH reply lacks the total")),
     };
     if total <= 0 {
-        return Ok(None);
+        return Ok(Vec::new());
     }
-    let key = match items.get(1).and_then(reply_bytes) {
-        Some(k) => field_str(k, "key")?,
-        None => return Err(RespError::Unexpected("FT.SEARCH reply lacks the document key")),
-    };
-    let fields = match items.get(2) {
-        Some(Reply::Array(Some(f))) => f,
-        Some(Reply::Array(None)) | Some(Reply::Bulk(None)) => return Ok(None),
-        _ => return Err(RespError::Unexpected("FT.SEARCH document fields are not an array")),
-    };
-    if fields.len() % 2 != 0 {
+    let docs = &items[1..];
+    if docs.is_empty() {
+        return Err(RespError::Unexpected("FT.SEARCH reply lacks the document key"));
+    }
+    let mut hits = Vec::with_capacity(docs.len() / 2);
+    for doc in docs.chunks(2) {
+        let key = match doc.first().and_then(reply_bytes) {
+            Some(k) => field_str(k, "key")?,
+            None => return Err(RespError::Unexpected("FT.SEARCH reply lacks the document key")),
+        };
+        match doc.get(1) {
+            Some(Reply::Array(Some(f))) => hits.push(parse_document(key, f)?),
+            Some(Reply::Array(None)) | Some(Reply::Bulk(None)) => {}
+            _ => return Err(RespError::Unexpected("FT.SEARCH document fields are not an array")),
+        }
+    }
+    Ok(hits)
+}
+
+fn parse_document(key: String, fields: &[Reply]) -> Result<SearchHit, RespError> {
+    if !fields.len().is_multiple_of(2) {
         return Err(RespError::Unexpected("FT.SEARCH document fields are not pairs"));
     }
-    let (mut dist, mut body, mut ctype, mut created, mut model) = (None, None, None, None, None);
+    let (mut dist, mut body, mut ctype, mut created, mut model, mut prompt) = (None, None, None, None, None, None);
     for pair in fields.chunks_exact(2) {
         let [name, value] = pair else { continue };
         let (Some(name), Some(value)) = (reply_bytes(name), reply_bytes(value)) else {
@@ -365,6 +383,7 @@ pub fn parse_search(reply: &Reply) -> Result<Option<SearchHit>, RespError> {
             b"ctype" => ctype = Some(value),
             b"created" => created = Some(value),
             b"model" => model = Some(value),
+            b"prompt" => prompt = Some(value),
             _ => {}
         }
     }
@@ -378,14 +397,15 @@ pub fn parse_search(reply: &Reply) -> Result<Option<SearchHit>, RespError> {
         .ok()
         .and_then(|s| s.trim().parse::<u64>().ok())
         .ok_or(RespError::InvalidField("created"))?;
-    Ok(Some(SearchHit {
+    Ok(SearchHit {
         key,
         distance,
         body: body.ok_or(RespError::MissingField("body"))?.to_vec(),
         ctype: field_str(ctype.ok_or(RespError::MissingField("ctype"))?, "ctype")?,
         created,
         model: field_str(model.ok_or(RespError::MissingField("model"))?, "model")?,
-    }))
+        prompt: prompt.map(|p| field_str(p, "prompt")).transpose()?,
+    })
 }
 
 /// The `DIM` of the vector field named `vec` in an `FT.INFO` reply; `Ok(None)` when the index has
@@ -401,15 +421,15 @@ pub fn parse_ft_info_dim(reply: &Reply) -> Result<Option<usize>, RespError> {
         Reply::Simple(s) => Some(s.clone()),
         _ => None,
     };
-    let attributes = items
-        .chunks(2)
-        .find(|kv| kv.first().and_then(text).as_deref() == Some("attributes"))
-        .and_then(|kv| kv.get(1));
+    let attributes =
+        items.chunks(2).find(|kv| kv.first().and_then(text).as_deref() == Some("attributes")).and_then(|kv| kv.get(1));
     let Some(Reply::Array(Some(attributes))) = attributes else { return Ok(None) };
     for attr in attributes {
         let Reply::Array(Some(kv)) = attr else { continue };
         let get = |key: &str| {
-            kv.chunks(2).find(|p| p.first().and_then(text).is_some_and(|k| k.eq_ignore_ascii_case(key))).and_then(|p| p.get(1))
+            kv.chunks(2)
+                .find(|p| p.first().and_then(text).is_some_and(|k| k.eq_ignore_ascii_case(key)))
+                .and_then(|p| p.get(1))
         };
         if get("attribute").and_then(text).as_deref() != Some("vec") {
             continue;
@@ -490,7 +510,8 @@ mod tests {
     #[test]
     fn pipeline_with_auth_user_and_select() {
         let out = pipeline(&conn(Some("u"), Some("p"), 3), &[]);
-        let expected = b"*3\r\n$4\r\nAUTH\r\n$1\r\nu\r\n$1\r\np\r\n*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n*1\r\n$4\r\nQUIT\r\n";
+        let expected =
+            b"*3\r\n$4\r\nAUTH\r\n$1\r\nu\r\n$1\r\np\r\n*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n*1\r\n$4\r\nQUIT\r\n";
         assert_eq!(out, expected.to_vec());
     }
 
@@ -511,10 +532,7 @@ mod tests {
         let blob = vec![0u8, b'\r', b'\n', 255];
         let out = pipeline(&RedisConn::default(), &[hset("k", &[("vec", &blob)])]);
         let replies = parse_replies(&out).unwrap();
-        assert_eq!(
-            replies[0],
-            Reply::Array(Some(vec![bulk("HSET"), bulk("k"), bulk("vec"), Reply::Bulk(Some(blob))]))
-        );
+        assert_eq!(replies[0], Reply::Array(Some(vec![bulk("HSET"), bulk("k"), bulk("vec"), Reply::Bulk(Some(blob))])));
     }
 
     #[test]
@@ -575,10 +593,7 @@ mod tests {
             Reply::Error("ERR x".into()),
             Reply::Simple("OK".into()),
         ];
-        assert_eq!(
-            split_replies(&c, replies).unwrap(),
-            vec![Reply::Integer(7), Reply::Error("ERR x".into())]
-        );
+        assert_eq!(split_replies(&c, replies).unwrap(), vec![Reply::Integer(7), Reply::Error("ERR x".into())]);
     }
 
     #[test]
@@ -589,10 +604,7 @@ mod tests {
             Reply::Error("NOAUTH Authentication required.".into()),
             Reply::Simple("OK".into()),
         ];
-        assert_eq!(
-            split_replies(&c, replies),
-            Err(RespError::Auth("WRONGPASS invalid username-password pair".into()))
-        );
+        assert_eq!(split_replies(&c, replies), Err(RespError::Auth("WRONGPASS invalid username-password pair".into())));
     }
 
     #[test]
@@ -624,10 +636,7 @@ mod tests {
     fn split_exact_checks_count() {
         let replies = vec![Reply::Integer(1), Reply::Simple("OK".into())];
         assert_eq!(split_exact(&RedisConn::default(), replies.clone(), 1).unwrap().len(), 1);
-        assert_eq!(
-            split_exact(&RedisConn::default(), replies, 2),
-            Err(RespError::ReplyCount { expected: 2, got: 1 })
-        );
+        assert_eq!(split_exact(&RedisConn::default(), replies, 2), Err(RespError::ReplyCount { expected: 2, got: 1 }));
     }
 
     fn args(cmd: &[Vec<u8>]) -> Vec<String> {
@@ -651,24 +660,23 @@ mod tests {
     #[test]
     fn knn_command() {
         let tag = "0123456789abcdef0123456789abcdef";
-        let cmd = ft_search_knn("idx", tag, &[1.0, -2.5]);
-        assert_eq!(cmd.len(), 18);
+        let cmd = ft_search_knn("idx", tag, &[1.0, -2.5], 5);
         assert_eq!(
             args(&cmd[..3]),
-            ["FT.SEARCH", "idx", &format!("(@partition:{{{tag}}})=>[KNN 1 @vec $vec AS dist]")]
+            ["FT.SEARCH", "idx", &format!("(@partition:{{{tag}}})=>[KNN 5 @vec $vec AS dist]")]
         );
         assert_eq!(args(&cmd[3..6]), ["PARAMS", "2", "vec"]);
         assert_eq!(cmd[6], vector_blob(&[1.0, -2.5]));
-        assert_eq!(args(&cmd[7..]).join(" "), "SORTBY dist RETURN 5 dist body ctype created model DIALECT 2");
+        assert_eq!(
+            args(&cmd[7..]).join(" "),
+            "SORTBY dist RETURN 6 dist body ctype created model prompt LIMIT 0 5 DIALECT 2"
+        );
     }
 
     #[test]
     fn knn_escapes_bad_tags() {
-        let cmd = ft_search_knn("idx", "a b}|x-É", &[]);
-        assert_eq!(
-            String::from_utf8_lossy(&cmd[2]),
-            "(@partition:{a\\ b\\}\\|x\\-É})=>[KNN 1 @vec $vec AS dist]"
-        );
+        let cmd = ft_search_knn("idx", "a b}|x-É", &[], 1);
+        assert_eq!(String::from_utf8_lossy(&cmd[2]), "(@partition:{a\\ b\\}\\|x\\-É})=>[KNN 1 @vec $vec AS dist]");
         assert_eq!(cmd[6], Vec::<u8>::new());
     }
 
@@ -717,6 +725,30 @@ mod tests {
         assert_eq!(hit.ctype, "application/json");
         assert_eq!(hit.created, 1_700_000_000);
         assert_eq!(hit.model, "gpt-4o");
+        assert_eq!(hit.prompt, None);
+    }
+
+    #[test]
+    fn search_top_k_in_order_skipping_expired() {
+        let mut second = full_fields();
+        second.extend([bulk("prompt"), bulk("what is rust")]);
+        second[1] = bulk("0.2");
+        let r = Reply::Array(Some(vec![
+            Reply::Integer(3),
+            bulk("k1"),
+            Reply::Array(Some(full_fields())),
+            bulk("k-expired"),
+            Reply::Array(None),
+            bulk("k2"),
+            Reply::Array(Some(second)),
+        ]));
+        let hits = parse_search_all(&r).unwrap();
+        assert_eq!(hits.iter().map(|h| h.key.as_str()).collect::<Vec<_>>(), ["k1", "k2"]);
+        assert_eq!(hits[1].prompt.as_deref(), Some("what is rust"));
+        assert!((hits[1].distance - 0.2).abs() < 1e-6);
+        let bad =
+            Reply::Array(Some(vec![Reply::Integer(2), bulk("k1"), Reply::Array(Some(full_fields())), bulk("k2")]));
+        assert!(matches!(parse_search_all(&bad), Err(RespError::Unexpected(_))));
     }
 
     #[test]
@@ -741,10 +773,7 @@ mod tests {
     fn search_malformed() {
         assert!(matches!(parse_search(&Reply::Integer(1)), Err(RespError::Unexpected(_))));
         assert!(matches!(parse_search(&Reply::Array(Some(vec![]))), Err(RespError::Unexpected(_))));
-        assert!(matches!(
-            parse_search(&Reply::Array(Some(vec![Reply::Integer(1)]))),
-            Err(RespError::Unexpected(_))
-        ));
+        assert!(matches!(parse_search(&Reply::Array(Some(vec![Reply::Integer(1)]))), Err(RespError::Unexpected(_))));
         assert!(matches!(
             parse_search(&Reply::Array(Some(vec![Reply::Integer(1), bulk("k"), Reply::Integer(3)]))),
             Err(RespError::Unexpected(_))
@@ -785,15 +814,9 @@ mod tests {
         let some = Reply::Array(Some(vec![bulk("a"), Reply::Bulk(None)]));
         assert_eq!(parse_hmget(&some).unwrap(), Some(vec![Some(b"a".to_vec()), None]));
         assert_eq!(parse_hmget(&Reply::Array(Some(vec![]))).unwrap(), None);
-        assert_eq!(
-            parse_hmget(&Reply::Error("WRONGTYPE x".into())),
-            Err(RespError::Server("WRONGTYPE x".into()))
-        );
+        assert_eq!(parse_hmget(&Reply::Error("WRONGTYPE x".into())), Err(RespError::Server("WRONGTYPE x".into())));
         assert!(matches!(parse_hmget(&Reply::Integer(1)), Err(RespError::Unexpected(_))));
-        assert!(matches!(
-            parse_hmget(&Reply::Array(Some(vec![Reply::Integer(1)]))),
-            Err(RespError::Unexpected(_))
-        ));
+        assert!(matches!(parse_hmget(&Reply::Array(Some(vec![Reply::Integer(1)]))), Err(RespError::Unexpected(_))));
     }
 
     // Byte strings captured from redis-server 8.2.3 with RediSearch 2.10.5 (`--loadmodule`),

@@ -3,9 +3,9 @@
 //! partition already has documents, and an `HSET` with one is silently not indexed, so without
 //! this check a dimension mismatch would quietly turn the semantic tier off.
 
-use crate::core::flow::conn_of;
 use crate::core::policy::Policy;
-use crate::core::resp;
+use crate::core::redis::resp;
+use crate::core::redis::store::conn_of;
 
 /// How often the root context re-checks the index (an operator's fix is picked up without restart).
 pub const RECHECK_SECS: u64 = 30;
@@ -18,7 +18,9 @@ pub enum IndexHealth {
     /// No index yet: the root context creates it.
     Missing,
     /// The index exists with another DIM: requests BYPASS with `dimension-mismatch`.
-    Mismatch { index_dim: usize },
+    Mismatch {
+        index_dim: usize,
+    },
 }
 
 pub fn check_pipeline(policy: &Policy) -> Vec<u8> {

@@ -41,7 +41,12 @@ mod tests {
 
     #[test]
     fn round_trip_and_garbage() {
-        let j = StoreJob { cluster: "redis".into(), timeout_ms: 1500, preamble: 2, pipeline: b"*1\r\n$4\r\nQUIT\r\n".to_vec() };
+        let j = StoreJob {
+            cluster: "redis".into(),
+            timeout_ms: 1500,
+            preamble: 2,
+            pipeline: b"*1\r\n$4\r\nQUIT\r\n".to_vec(),
+        };
         assert_eq!(StoreJob::decode(&j.encode()), Some(j));
         assert_eq!(StoreJob::decode(b""), None);
         assert_eq!(StoreJob::decode(&[9, 0, b'a']), None);
