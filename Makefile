@@ -35,8 +35,7 @@ help:
 	@echo "make bench        cache latency through Envoy vs no filter (bench/cache) + in-filter model (bench/embed)"
 	@echo "make bench-quality  hit / false-hit rates of the local model candidates (bench/quality, ~3 min)"
 	@echo "make eval         hit / false-hit rates of the cache decision (threshold, exact tier, verifier) per category"
-	@echo "                  for the static table and MiniLM on fow-cache + bench/quality/data/pairs_own.jsonl;"
-	@echo "                  recommended thresholds, tables + PNG (bench/quality/eval_*)"
+	@echo "                  on fow-cache + bench/quality/data/pairs_own.jsonl; tables + PNG (bench/quality/eval_*)"
 	@echo "make clean        cargo clean, build/, .local/run/ (distclean also removes .local/)"
 
 install:
@@ -93,9 +92,8 @@ bench-quality:
 	$(VENV)/bin/python bench/quality/eval.py
 
 # Answer quality of the whole decision with the filter's own code (build/calibrate dump); not part of `make test`
-# (its smoke run is: tests/e2e/test_eval_smoke.py). EVAL_ARGS e.g. --embedders static or
-# --embedder openai --embed-args '--url ...'.
-eval: install build-local
+# (its smoke run is: tests/e2e/test_eval_smoke.py). EVAL_ARGS e.g. --embedders openai --embed-args '--url ... --model ... --api-key-env VAR'.
+eval: install build-static build-local
 	$(VENV)/bin/python bench/quality/eval_cache.py $(EVAL_ARGS)
 
 clean:

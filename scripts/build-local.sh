@@ -6,8 +6,7 @@
 #   3. build/embed_server               (native OpenAI-compatible /v1/embeddings, same LocalEmbedder)
 #      build/calibrate                  (native threshold calibration, same LocalEmbedder; src/bin/calibrate.rs)
 # Idempotent: model files are only written when missing; cargo rebuilds only what changed.
-# --no-default-features: no proxy-wasm entry point natively; the wasm embeds no static table (feature
-# static-model); the native tools do (calibrate --embedder static).
+# --no-default-features: the static table of the default build (feature static-model) is not embedded here.
 #
 # Env: SEMCACHE_LOCAL_MODEL  model name (default below; see scripts/models/ for the list)
 #      SEMCACHE_MAX_TOKENS   default token cap compiled in (128; the policy's embedding.maxTokens overrides)
@@ -87,11 +86,12 @@ if [ "${SKIP_WASM:-0}" != "1" ]; then
   log "build/semantic_cache_local.wasm: $(du -h "$ROOT/build/semantic_cache_local.wasm" | cut -f1)"
 fi
 if [ "${SKIP_NATIVE:-0}" != "1" ]; then
-  # One cargo run for both native tools (feature calibrate = local-model + static-model + an HTTPS client),
-  # so the library is compiled once with one feature set. calibrate needs the static table too (its
-  # `--embedder static`); embed_server serves the transformer either way.
-  log "cargo build --release --no-default-features --features calibrate --bin embed_server --bin calibrate"
-  cargo build --release --no-default-features --features calibrate --bin embed_server --bin calibrate
+  # One cargo run for both native tools, so the library is compiled once with one feature set: feature
+  # calibrate (= local-model + an HTTPS client) and the default static-model, so that build/calibrate can
+  # measure both in-filter embedders (the static table when .local/models/static-default exists, from
+  # scripts/build-static.sh / `make build`). embed_server only uses the transformer.
+  log "cargo build --release --features calibrate --bin embed_server --bin calibrate"
+  cargo build --release --features calibrate --bin embed_server --bin calibrate
   for bin in embed_server calibrate; do
     cp -f "$TARGET_DIR/release/$bin" "$ROOT/build/$bin.tmp"
     mv -f "$ROOT/build/$bin.tmp" "$ROOT/build/$bin"

@@ -8,16 +8,13 @@ canonical form and verifier, one JSON line per pair. This script only counts. A 
   * the normalised texts are equal (today's exact tier), or
   * (b)/(d) the canonical exact tier: canonical(a) == canonical(b), at any threshold, or
   * the cosine distance is within the threshold and, for (c)/(d), the verifier accepts the cached prompt.
-Configurations: (a) threshold (today), (b) + exact tier, (c) + verifier, (d) + both; the verifier at the
-policy's default strictness (strict), and (c_bal)/(d_bal) the same with `verify: balanced`.
-
-Embedders (--embedders, default static,minilm): `static` is the default in-filter table (feature static-model,
-envoy/policies/local.json), `minilm` the transformer of the local-model build (envoy/policies/local-minilm.json);
-any other `--provider` of calibrate works with --embed-args. Each embedder's default threshold is its policy's.
+Configurations: (a) threshold (before issue 9), (b) + exact tier, (c) + verifier (verify: strict), (d) + both,
+(e) exact tier + verifier with verify: balanced.
 
 Writes eval_results.json, eval_results.md and eval_curves.png next to this file (or --out-dir) and prints the
-markdown. Options: --limit N (first N pairs of each set: the smoke test), --sets fow,fow-conv,fow-conv-cw0,own (fow-conv-cw0: conversations with partition.contextWindow 0),
---calibrate PATH.
+markdown. Options: --embedders local,minilm (calibrate `--provider` values: local = the static table of the
+default build, minilm = the transformer of build-local, or a provider with --embed-args), --limit N (first N pairs
+of each category: the smoke test), --sets fow,fow-conv,fow-conv-cw0,own, --calibrate PATH.
 """
 from __future__ import annotations
 
@@ -35,21 +32,14 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 OWN = HERE / "data" / "pairs_own.jsonl"
-# (label, canonical exact tier, verifier): True = the dump's `verifier` (calibrate --verify, default strict),
-# a strictness code = that entry of the dump's `verifiers`. Labels a-d match calibrate's own configurations.
+# key -> (label as calibrate prints it, canonical exact tier, policy `verify`)
 CONFIGS = OrderedDict([
-    ("a", ("threshold", False, False)),
-    ("b", ("threshold+exact", True, False)),
-    ("c", ("threshold+verifier", False, True)),
-    ("d", ("threshold+exact+verifier", True, True)),
+    ("a", ("threshold", False, "off")),
+    ("b", ("threshold+exact", True, "off")),
+    ("c", ("threshold+verifier", False, "strict")),
+    ("d", ("threshold+exact+verifier", True, "strict")),
+    ("e", ("threshold+exact+verifier(balanced)", True, "balanced")),
 ])
-BALANCED = OrderedDict([
-    ("c_bal", ("threshold+verifier(balanced)", False, "balanced")),
-    ("d_bal", ("threshold+exact+verifier(balanced)", True, "balanced")),
-])
-ALL_CONFIGS = OrderedDict([*CONFIGS.items(), *BALANCED.items()])
-# calibrate --provider per embedder name, and the policy whose threshold is that embedder's default
-EMBEDDERS = {"static": ("static", "local.json"), "minilm": ("minilm", "local-minilm.json")}
 TARGETS = (0.01, 0.02)
 GOAL = {0.01: 0.60, 0.02: 0.45}  # issue 9: >= 60% hits at <= 1% FH; the step: >= 45% at <= 2%
 
@@ -140,20 +130,14 @@ def servable(r) -> bool:
     return r["distance"] is not None and r["context_equal"] and r["bypass"] is None
 
 
-def refusal(r, verifier):
-    """The verifier's refusal code for this pair (None: accepted) at the configuration's strictness."""
-    if verifier is True:
-        return r["verifier"]
-    return (r.get("verifiers") or {}).get(verifier)
-
-
 def served(r, cfg: str, t: float) -> bool:
-    _, exact, verifier = ALL_CONFIGS[cfg]
+    _, exact, verifier = CONFIGS[cfg]
     if not servable(r):
         return False
     if r["exact_equal"] or (exact and r["canonical_equal"]):
         return True  # today's exact tier: the same normalised text; (b)/(d): the same canonical form
-    return r["distance"] <= t and (not verifier or refusal(r, verifier) is None)
+    refusal = {"off": None, "strict": r["verifier"], "balanced": r.get("verifier_balanced")}[verifier]
+    return r["distance"] <= t and refusal is None
 
 
 def rates(rows, cfg, t):
@@ -227,7 +211,7 @@ def evaluate(name, rows, default_t):
     res = {"pairs": len(rows), "positives": sum(r["same_answer"] for r in rows),
            "traps": sum(not r["same_answer"] for r in rows), "servable": sum(servable(r) for r in rows),
            "canonical_collisions": canonical_collisions(rows), "refusals": refusals(rows), "configs": {}}
-    for cfg, (label, _, _) in ALL_CONFIGS.items():
+    for cfg, (label, _, _) in CONFIGS.items():
         c = {"label": label, "auc": auc(rows, cfg), "default": rates(rows, cfg, default_t),
              "default_categories": per_category(rows, cfg, default_t)}
         for tgt in TARGETS:
@@ -244,8 +228,6 @@ def transfer(sets, cfg, target):
     """Threshold picked on one set, rates measured on another: how a calibration carries to unseen data."""
     out = []
     names = list(sets)
-    if not all(sets.values()):
-        return out
     for src in names:
         t = best(sets[src], cfg, target)["threshold"]
         for dst in names:
@@ -255,24 +237,18 @@ def transfer(sets, cfg, target):
     return out
 
 
-def unreachable(p, target) -> str:
-    """Marks a target no threshold reaches: must-not-hit pairs at distance 0 (a bag-of-tokens embedder puts
-    word-order swaps there) or served by an exact tier."""
-    return " (target unreachable)" if p["fh_rate"] > target + 1e-12 else ""
-
-
 def markdown(results, default_t, embedder, transfers):
-    L = [f"# Embedder `{embedder}` (default threshold {default_t})", ""]
+    L = [f"## Embedder `{embedder}` (default threshold {default_t})", ""]
     for name, res in results.items():
-        L += [f"## {name}: {res['pairs']} pairs ({res['positives']} should-hit, {res['traps']} must-not-hit; "
+        L += [f"### {name}: {res['pairs']} pairs ({res['positives']} should-hit, {res['traps']} must-not-hit; "
               f"{res['servable']} in a shared partition)", ""]
         L += ["| config | AUC | @default: hit / FH | @FH<=1%: thr · hit · FH | @FH<=2%: thr · hit · FH | goal 60%@1% | step 45%@2% |",
               "|---|---|---|---|---|---|---|"]
         for cfg, c in res["configs"].items():
             d, b1, b2 = c["default"], c["fh1"], c["fh2"]
             L.append(f"| ({cfg}) {c['label']} | {c['auc']:.3f} | {pct(d['hit_rate'])} / {pct(d['fh_rate'])} | "
-                     f"{b1['threshold']:.4f} · {pct(b1['hit_rate'])} · {pct(b1['fh_rate'])}{unreachable(b1, 0.01)} | "
-                     f"{b2['threshold']:.4f} · {pct(b2['hit_rate'])} · {pct(b2['fh_rate'])}{unreachable(b2, 0.02)} | "
+                     f"{b1['threshold']:.4f} · {pct(b1['hit_rate'])} · {pct(b1['fh_rate'])} | "
+                     f"{b2['threshold']:.4f} · {pct(b2['hit_rate'])} · {pct(b2['fh_rate'])} | "
                      f"{'yes' if b1['hit_rate'] >= GOAL[0.01] else 'no'} | {'yes' if b2['hit_rate'] >= GOAL[0.02] else 'no'} |")
         L.append("")
         cats = list(res["configs"]["a"]["default_categories"])
@@ -304,7 +280,7 @@ def markdown(results, default_t, embedder, transfers):
         L.append("")
         L += ["Fixed thresholds, hit / FH: " + "; ".join(
             f"({cfg}) " + ", ".join(f"{p['threshold']}: {pct(p['hit_rate'])} / {pct(p['fh_rate'])}" for p in c["fixed"])
-            for cfg, c in res["configs"].items() if cfg in ("b", "d", "d_bal")), ""]
+            for cfg, c in res["configs"].items() if cfg in ("b", "d", "e")), ""]
         if res["refusals"]:
             L += ["Verifier refusals (all pairs, any distance): " + ", ".join(
                 f"{k} {v['traps_refused']} traps / {v['should_hit_refused']} should-hit"
@@ -312,211 +288,138 @@ def markdown(results, default_t, embedder, transfers):
         L += [f"Must-not-hit pairs with equal canonical forms: {len(res['canonical_collisions'])}"
               + (f" ({', '.join(res['canonical_collisions'][:10])})" if res["canonical_collisions"] else ""), ""]
     if transfers:
-        L += ["## Transfer: threshold picked at FH<=1% on one set, measured on another", "",
+        L += ["### Transfer: threshold picked at FH<=1% on one set, measured on another", "",
               "| config | picked on | measured on | threshold | hit | FH |", "|---|---|---|---|---|---|"]
         for cfg, rows in transfers.items():
             for t in rows:
-                L.append(f"| ({cfg}) {ALL_CONFIGS[cfg][0]} | {t['picked_on']} | {t['measured_on']} | {t['threshold']:.4f} | "
+                L.append(f"| ({cfg}) {CONFIGS[cfg][0]} | {t['picked_on']} | {t['measured_on']} | {t['threshold']:.4f} | "
                          f"{pct(t['hit_rate'])} | {pct(t['fh_rate'])} |")
         L.append("")
     return "\n".join(L)
 
 
-HEADER = """# `make eval`: cache answer quality per in-filter embedder
-
-Generated by bench/quality/eval_cache.py from `calibrate dump` (the filter's own parser, embedder, canonical form
-and verifier); do not edit by hand. Configurations: (a) embedding threshold only, (b) + canonical exact tier,
-(c) + verifier, (d) + both, with the verifier at the policy's default strictness (strict); (c_bal)/(d_bal) the
-same with `verify: balanced`. hit = share of should-hit pairs served, FH = share of must-not-hit pairs served.
-Goal (issue 9): >= 60% hit at <= 1% FH; step: >= 45% at <= 2% FH. fow-cache pairs use its strict scoring
-(ambiguous pairs count as traps).
-"""
-
-REC_SETS = ("fow-cache pairs", "own pairs")  # the threshold must keep FH <= target on each of these
-REC_CONFIGS = ("d", "d_bal")
-REC_MARGIN = 0.9
-
-
-def readable_below(t: float) -> float:
-    """A round threshold at most `t` (two significant digits, rounded down)."""
-    if t <= 0:
-        return 0.0
-    e = math.floor(math.log10(t)) - 1
-    return math.floor(t / 10 ** e) * 10 ** e
-
-
-def recommend(rows_by_set, cfg: str, target: float = 0.01):
-    """The largest threshold whose FH stays <= target on every set of REC_SETS (hits only grow with the
-    threshold, so the largest feasible one serves the most on each) less a margin, made readable, with the rates
-    of every set at it and at -20% / +20%."""
-    sets = {k: v for k, v in rows_by_set.items() if k in REC_SETS and v}
-    if not sets:
-        return None
-    picks = [best(rows, cfg, target) for rows in sets.values()]
-    if any(p["fh_rate"] > target + 1e-12 for p in picks):
-        return None  # no threshold reaches the target on some set
-    limit = min(p["threshold"] for p in picks)
-    # The limit sits on one trap's distance, so unseen traps just past it would count: keep a 10% margin,
-    # rounded down to two significant digits.
-    t = readable_below(REC_MARGIN * limit)
-    pts = {}
-    for name, rows in rows_by_set.items():
-        if rows:
-            pts[name] = {k: rates(rows, cfg, round(t * f, 6)) for k, f in (("-20%", 0.8), ("at", 1.0), ("+20%", 1.2))}
-    cats = {name: per_category(rows, cfg, t) for name, rows in rows_by_set.items() if rows}
-    return {"config": cfg, "label": ALL_CONFIGS[cfg][0], "target_fh": target, "exact_limit": limit,
-            "threshold": t, "rates": pts, "categories": cats}
-
-
-def rec_markdown(recs) -> str:
-    L = ["## Recommended thresholds (verifier on, canonical exact tier on)", "",
-         f"Limit: the largest threshold with FH <= 1% on {' and on '.join(REC_SETS)}. Recommended: "
-         f"{REC_MARGIN:g} x the limit (it sits on one trap's distance), rounded down to two significant digits; "
-         "every set's hit / FH there and at -20% / +20%.", "",
-         "| embedder | config | recommended (limit) | set | hit / FH at -20% | hit / FH at threshold | hit / FH at +20% |",
-         "|---|---|---|---|---|---|---|"]
-    for emb, by_cfg in recs.items():
-        for cfg, r in by_cfg.items():
-            if r is None:
-                continue
-            for name, p in r["rates"].items():
-                cell = lambda q: f"{pct(q['hit_rate'])} / {pct(q['fh_rate'])} ({q['threshold']:g})"
-                L.append(f"| {emb} | ({cfg}) {r['label']} | {r['threshold']:g} ({r['exact_limit']:.4f}) | {name} | "
-                         f"{cell(p['-20%'])} | {cell(p['at'])} | {cell(p['+20%'])} |")
-    L.append("")
-    for emb, by_cfg in recs.items():
-        for cfg, r in by_cfg.items():
-            if r is None:
-                continue
-            L += [f"Per category, {emb} ({cfg}) {r['label']} at {r['threshold']:g}:", "",
-                  "| set | category | n | served |", "|---|---|---|---|"]
-            for name, cats in r["categories"].items():
-                for cat, v in cats.items():
-                    kind = "hit" if v["should_hit"] else "trap"
-                    L.append(f"| {name} | {cat} ({kind}) | {v['n']} | {pct(v['rate'])} |")
-            L.append("")
-    return "\n".join(L)
-
-
-PLOT_COLORS = {"a": "gray", "b": "blue", "c": "orange", "d": "green", "d_bal": "red"}
-PLOT_DASHES = ["-", "--", ":", "-."]  # one per embedder
-
-
-def panel(ax, by_emb, name: str, zoom: bool):
-    """One set's curves, all embedders x configurations; zoom: false-hit rates up to 5% only."""
-    lowest = 1.0
-    for k, (emb, e) in enumerate(by_emb.items()):
-        res = e["results"].get(name)
-        if res is None:
-            continue
-        for cfg, col in PLOT_COLORS.items():
-            c = res["configs"][cfg]
-            xs = [0.0] + [p[0] for p in c["curve"]]
-            ys = [0.0] + [p[1] for p in c["curve"]]
-            lowest = min(lowest, min(xs[1:], default=1.0))
-            # (c) and (d) often coincide: (c) is drawn wide underneath so both stay visible
-            ax.step(xs, ys, where="post", color=f"tab:{col}", linestyle=PLOT_DASHES[k % len(PLOT_DASHES)],
-                    linewidth=3.2 if cfg == "c" else 1.3, alpha=0.85, label=f"{emb} ({cfg}) {c['label']}")
-            d = c["default"]
-            ax.plot([d["fh_rate"]], [d["hit_rate"]], "o", color=f"tab:{col}", markersize=3)
-    ax.plot([0.01], [0.60], "k*", markersize=9, label="goal: 60% @ 1% FH")
-    ax.plot([0.02], [0.45], "k^", markersize=6, label="step: 45% @ 2% FH")
-    ax.axvline(0.01, color="k", linewidth=0.5, alpha=0.4)
-    # a set whose curves all start past 30% FH (conversations with contextWindow 0) is shown whole
-    ax.set_xlim(0, 0.05 if zoom else (0.3 if lowest < 0.3 else 1.0))
-    ax.set_ylim(0, 1)
-    ax.set_xlabel("false-hit rate (must-not-hit pairs served)")
-    ax.set_ylabel("hit rate (should-hit pairs served)")
-    first = next(iter(by_emb.values()))["results"][name]
-    ax.set_title(f"{name} ({first['pairs']} pairs)" + (", zoom FH <= 5%" if zoom else ""), fontsize=9)
-    ax.grid(alpha=0.3)
-
-
-def plot(by_emb, path: Path):
+def plot(by_embedder, path: Path):
+    """One row per embedder, one panel per set with pairs in a shared partition, one curve per configuration."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    first = next(iter(by_emb.values()))["results"]
-    names = [n for n in first if first[n]["servable"] > 0]
-    # row 0: false-hit rates up to 30%; row 1: zoom on 0-5%
-    fig, axes = plt.subplots(2, len(names), figsize=(5.6 * len(names), 9.6), squeeze=False)
-    for col, name in enumerate(names):
-        for row in (0, 1):
-            panel(axes[row][col], by_emb, name, zoom=row == 1)
-    axes[0][0].legend(loc="lower right", fontsize=6)
-    embs = ", ".join(f"{emb}: '{PLOT_DASHES[k % len(PLOT_DASHES)]}'" for k, emb in enumerate(by_emb))
-    fig.suptitle(f"Hit rate vs false-hit rate over all thresholds; line style per embedder ({embs}); "
-                 "dots: each embedder's default threshold", fontsize=10)
+    rows = [(emb, d) for emb, d in by_embedder.items()]
+    ncols = max(len([n for n in d["results"] if d["results"][n]["servable"] > 0]) for _, d in rows)
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(5.2 * ncols, 4.4 * len(rows)), squeeze=False)
+    # (c) and (d) often coincide: (c) is drawn wide underneath so both stay visible
+    styles = {"a": ("tab:gray", "-", 1.4), "b": ("tab:blue", "--", 1.4), "c": ("tab:orange", "-", 3.5),
+              "d": ("tab:green", "-", 1.4), "e": ("tab:purple", ":", 1.6)}
+    for r, (emb, d) in enumerate(rows):
+        names = [n for n in d["results"] if d["results"][n]["servable"] > 0]
+        for ax in axes[r][len(names):]:
+            ax.axis("off")
+        for ax, name in zip(axes[r], names):
+            res = d["results"][name]
+            for cfg, c in res["configs"].items():
+                xs = [0.0] + [p[0] for p in c["curve"]]
+                ys = [0.0] + [p[1] for p in c["curve"]]
+                col, ls, lw = styles[cfg]
+                ax.step(xs, ys, where="post", color=col, linestyle=ls, linewidth=lw, label=f"({cfg}) {c['label']}")
+                pt = c["default"]
+                ax.plot([pt["fh_rate"]], [pt["hit_rate"]], "o", color=col, markersize=4)
+            ax.plot([0.01], [0.60], "k*", markersize=9, label="goal: 60% @ 1% FH")
+            ax.plot([0.02], [0.45], "k^", markersize=6, label="step: 45% @ 2% FH")
+            ax.set_xlim(0, 0.3)
+            ax.set_ylim(0, 1)
+            ax.set_xlabel("false-hit rate (must-not-hit pairs served)")
+            ax.set_ylabel("hit rate (should-hit pairs served)")
+            ax.set_title(f"{emb}: {name} ({res['pairs']} pairs)", fontsize=10)
+            ax.grid(alpha=0.3)
+        axes[r][0].legend(loc="lower right", fontsize=7)
+    fig.suptitle("Hit rate vs false-hit rate over all thresholds (dots: the policy's default threshold)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
+# Default threshold per in-filter embedder: the one its shipped policy uses.
+POLICY_OF = {"local": "local.json", "static": "local.json", "minilm": "local-minilm.json",
+             "local-minilm": "local-minilm.json"}
+
+
+def default_threshold(embedder: str, given: float | None) -> float:
+    if given is not None:
+        return given
+    policy = POLICY_OF.get(embedder)
+    if policy is None:
+        return 0.1  # the policy default for remote providers
+    return json.loads((ROOT / "envoy" / "policies" / policy).read_text())["threshold"]
+
+
+def run_embedder(cal, embedder, embed_args, wanted, limit, threshold):
+    default_t = default_threshold(embedder, threshold)
+    args = ["--provider", embedder, *embed_args]
+    results: "OrderedDict[str, dict]" = OrderedDict()
+    rows_by_set: "OrderedDict[str, list]" = OrderedDict()
+    with tempfile.TemporaryDirectory(prefix="semcache-eval-") as td:
+        tmp = Path(td)
+        # fow-conv-cw0: the same conversations with partition.contextWindow 0 (history ignored, only system
+        # prompts partition): what an operator risks by loosening the partition to get conversation hits.
+        makers = {"fow": ("fow-cache pairs", fow_pairs, []),
+                  "fow-conv": ("fow-cache conversations", fow_conversations, []),
+                  "fow-conv-cw0": ("fow-cache conversations, contextWindow 0", fow_conversations,
+                                   ["--context-window", "0"]),
+                  "own": ("own pairs", own_pairs, [])}
+        for key in wanted:
+            if key not in makers:
+                sys.exit(f"unknown set {key} ({', '.join(makers)})")
+            title, make, extra = makers[key]
+            rows = dump(cal, make(tmp, limit), args, extra, tmp, key)
+            rows_by_set[title] = rows
+            results[title] = evaluate(title, rows, default_t)
+        if "fow" in wanted and "own" in wanted:
+            both = rows_by_set["fow-cache pairs"] + rows_by_set["own pairs"]
+            results["fow-cache pairs + own pairs"] = evaluate("both", both, default_t)
+    single = OrderedDict((k, v) for k, v in rows_by_set.items() if not k.startswith("fow-cache conversations"))
+    transfers = {cfg: transfer(single, cfg, 0.01) for cfg in CONFIGS} if len(single) > 1 else {}
+    return {"default_threshold": default_t, "results": results, "transfers": transfers}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--calibrate", help="calibrate binary (default build/calibrate, target/local/release/calibrate)")
-    ap.add_argument("--embedders", default="static,minilm",
-                    help="comma list: static, minilm, or a calibrate --provider (openai, azure, mistral)")
-    ap.add_argument("--embedder", help="one embedder only (same values as --embedders)")
+    ap.add_argument("--embedders", default="local,minilm",
+                    help="calibrate --provider values, comma-separated: local (static table), minilm, openai, ...")
     ap.add_argument("--embed-args", default="", help="extra calibrate embedder arguments, e.g. '--url ... --model ...'")
     ap.add_argument("--sets", default="fow,fow-conv,fow-conv-cw0,own")
     ap.add_argument("--limit", type=int, help="at most N pairs per category of each set (smoke run)")
     ap.add_argument("--out-dir", default=str(HERE))
     ap.add_argument("--no-png", action="store_true")
-    ap.add_argument("--threshold", type=float, help="default threshold for every embedder (default: its policy's)")
+    ap.add_argument("--threshold", type=float,
+                    help="default threshold (default: the embedder's policy in envoy/policies/, 0.1 for providers)")
     args = ap.parse_args()
 
     cal = find_calibrate(args.calibrate)
-    embedders = [args.embedder] if args.embedder else [e.strip() for e in args.embedders.split(",") if e.strip()]
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     wanted = [s.strip() for s in args.sets.split(",") if s.strip()]
-    # fow-conv-cw0: the same conversations read with partition.contextWindow 0 (history ignored: only the last
-    # user message decides), the setting that lets conversation pairs hit at all, and the risk it takes.
-    makers = {"fow": ("fow-cache pairs", fow_pairs, []),
-              "fow-conv": ("fow-cache conversations", fow_conversations, []),
-              "fow-conv-cw0": ("fow-cache conversations, contextWindow 0", fow_conversations, ["--context-window", "0"]),
-              "own": ("own pairs", own_pairs, [])}
-    for key in wanted:
-        if key not in makers:
-            sys.exit(f"unknown set {key} ({', '.join(makers)})")
-    by_emb: "OrderedDict[str, dict]" = OrderedDict()
-    with tempfile.TemporaryDirectory(prefix="semcache-eval-") as td:
-        tmp = Path(td)
-        files = {key: makers[key][1](tmp, args.limit) for key in wanted}  # fow-conv-cw0 rewrites fow_conv.jsonl
-        for emb in embedders:
-            provider, policy = EMBEDDERS.get(emb, (emb, "openai-compatible.json"))
-            default_t = args.threshold
-            if default_t is None:
-                default_t = json.loads((ROOT / "envoy" / "policies" / policy).read_text())["threshold"]
-            embed_args = ["--provider", provider, *shlex.split(args.embed_args)]
-            results: "OrderedDict[str, dict]" = OrderedDict()
-            rows_by_set: "OrderedDict[str, list]" = OrderedDict()
-            for key in wanted:
-                title = makers[key][0]
-                rows = dump(cal, files[key], embed_args, makers[key][2], tmp, f"{emb}_{key}")
-                rows_by_set[title] = rows
-                results[title] = evaluate(title, rows, default_t)
-            if "fow" in wanted and "own" in wanted:
-                both = rows_by_set["fow-cache pairs"] + rows_by_set["own pairs"]
-                results["fow-cache pairs + own pairs"] = evaluate("both", both, default_t)
-            single = OrderedDict((k, v) for k, v in rows_by_set.items() if not k.startswith("fow-cache conversations"))
-            transfers = {cfg: transfer(single, cfg, 0.01) for cfg in ALL_CONFIGS} if len(single) > 1 else {}
-            recs = {cfg: recommend(rows_by_set, cfg) for cfg in REC_CONFIGS}
-            by_emb[emb] = {"default_threshold": default_t, "results": results, "transfers": transfers, "recs": recs}
-    md = "\n".join([HEADER, rec_markdown({e: v["recs"] for e, v in by_emb.items()})]
-                   + [markdown(v["results"], v["default_threshold"], e, v["transfers"]) for e, v in by_emb.items()])
+    by_embedder = OrderedDict()
+    for emb in [e.strip() for e in args.embedders.split(",") if e.strip()]:
+        by_embedder[emb] = run_embedder(cal, emb, shlex.split(args.embed_args), wanted, args.limit, args.threshold)
+    md = "\n".join(
+        ["# `make eval`: cache answer quality", "",
+         "Generated by bench/quality/eval_cache.py from `calibrate dump`; do not edit by hand.", "",
+         "Configurations: (a) embedding threshold only (before issue 9), (b) + canonical exact tier, (c) + verifier "
+         "(policy `verify: strict`, the default), (d) + both, (e) exact tier + verifier with `verify: balanced`. hit = share of should-hit pairs served, FH = share of must-not-hit pairs served. Goal (issue 9): "
+         ">= 60% hit at <= 1% FH; step: >= 45% at <= 2% FH. The threshold columns are picked on the set itself "
+         "(optimistic); the transfer tables pick on one set and measure on the other.", ""]
+        + [markdown(d["results"], d["default_threshold"], emb, d["transfers"]) for emb, d in by_embedder.items()])
     (out_dir / "eval_results.md").write_text(md + "\n")
 
     def slim(results):
         return {name: {**res, "configs": {cfg: {k: v for k, v in c.items() if k != "curve"}
-                                          for cfg, c in res["configs"].items()}} for name, res in results.items()}
+                                           for cfg, c in res["configs"].items()}} for name, res in results.items()}
     (out_dir / "eval_results.json").write_text(json.dumps(
-        {"limit": args.limit, "embedders": {e: {"default_threshold": v["default_threshold"], "sets": slim(v["results"]),
-                                                "transfer_fh1": v["transfers"], "recommended_fh1": v["recs"]}
-                                            for e, v in by_emb.items()}}, indent=1) + "\n")
+        {"limit": args.limit, "embedders": {emb: {"default_threshold": d["default_threshold"],
+                                                  "sets": slim(d["results"]), "transfer_fh1": d["transfers"]}
+                                            for emb, d in by_embedder.items()}}, indent=1) + "\n")
     if not args.no_png:
-        plot(by_emb, out_dir / "eval_curves.png")
+        plot(by_embedder, out_dir / "eval_curves.png")
     print(md)
 
 

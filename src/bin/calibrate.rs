@@ -5,16 +5,16 @@
 //! calibrate dump --pairs F.jsonl [--pairs G.jsonl ...] [EMBEDDER] [READING] [--out FILE]
 //!     one JSON line per pair: id, category, lang, route, same_answer, distance (1 - cos of the
 //!     embedded texts), context_equal (same partition context), exact_equal (same normalised text),
-//!     canonical_equal (canonical(a) == canonical(b)), verifier (null or the refusal code at --verify's
-//!     strictness), verifiers (the same for each strictness: {"strict": .., "balanced": ..}), bypass
+//!     canonical_equal (canonical(a) == canonical(b)), verifier (null or the refusal code with verify:
+//!     strict, the default), verifier_balanced (the same with verify: balanced), bypass
 //! calibrate --pairs F.jsonl [...] --target-fh 0.01 [--route R] [--json] [EMBEDDER] [READING]
 //!     the threshold with the most hits at that false-hit rate, per configuration (embedding threshold
-//!     alone, + canonical exact tier, + verifier, + both), and a policy rule snippet
-//! EMBEDDER: --provider static|minilm|openai|azure|mistral (default static: the filter's default in-filter
-//!           table; minilm (alias local): the transformer of the local-model build)
+//!     alone, + canonical exact tier, + verifier, + both, + exact tier and verify: balanced), and a policy
+//!     rule snippet (`threshold`, `verify`)
+//! EMBEDDER: --provider local|minilm|openai|azure|mistral (default local: the static table of the default
+//!           build, as envoy/policies/local.json; minilm: the transformer of envoy/policies/local-minilm.json)
 //!           --url URL --api-key-env VAR --model M [--dimensions N] [--timeout-ms MS]   (providers)
-//!           [--max-tokens N]                                                  (static, minilm)
-//! VERIFIER: --verify strict|balanced (default: the policy's default strictness)
+//!           [--max-tokens N]                                                            (local, minilm)
 //! READING:  --last-user-messages N (default 1) --context-window N|all (default all): as the policy's
 //!           embed.lastUserMessages and partition.contextWindow, for pairs of whole conversations
 //! ```
@@ -28,16 +28,15 @@ use std::io::Write;
 
 use embedders::{distance, EmbedArgs, Embedder, Kind};
 use semantic_cache::core::calibration::pairs::{as_request, read_pairs, Pair, ReadOpts};
-use semantic_cache::core::calibration::{best_for_target, readable_threshold, Choice, Config, Scored};
+use semantic_cache::core::calibration::{best_for_target, readable_threshold, Choice, Config, Scored, Verifier};
 use semantic_cache::core::verify::{canonical, verify_with, Strictness};
 use serde_json::{json, Value};
 
 const USAGE: &str = "usage:
   calibrate dump --pairs F.jsonl [--pairs G.jsonl] [--out FILE] [EMBEDDER] [READING]
   calibrate --pairs F.jsonl [--pairs G.jsonl] --target-fh 0.01 [--route R] [--json] [EMBEDDER] [READING]
-EMBEDDER: --provider static|minilm|openai|azure|mistral  --url URL --api-key-env VAR --model M
-          --dimensions N --timeout-ms MS --max-tokens N (static, minilm)
-VERIFIER: --verify strict|balanced (default strict)
+EMBEDDER: --provider local|minilm|openai|azure|mistral  --url URL --api-key-env VAR --model M
+          --dimensions N --timeout-ms MS --max-tokens N (local = static table, minilm)
 READING:  --last-user-messages N (default 1)  --context-window N|all (default all)";
 
 struct Args {
@@ -50,7 +49,6 @@ struct Args {
     kind: Kind,
     embed: EmbedArgs,
     read: ReadOpts,
-    strictness: Strictness,
 }
 
 fn parse_args(argv: &[String]) -> Result<Args, String> {
@@ -64,7 +62,6 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
         kind: Kind::Static,
         embed: EmbedArgs { timeout_ms: 30_000, ..EmbedArgs::default() },
         read: ReadOpts { last_user_messages: 1, context_window: None },
-        strictness: Strictness::default(),
     };
     let mut it = argv.iter();
     if argv.first().map(String::as_str) == Some("dump") {
@@ -90,11 +87,6 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
             "--provider" => {
                 let v = val()?;
                 a.kind = Kind::parse(&v).ok_or_else(|| format!("unknown provider {v}"))?;
-            }
-            "--verify" => {
-                let v = val()?;
-                a.strictness =
-                    Strictness::from_code(&v).ok_or_else(|| format!("--verify: strict or balanced, not {v}"))?;
             }
             "--url" => a.embed.url = Some(val()?),
             "--api-key-env" => a.embed.api_key_env = Some(val()?),
@@ -127,9 +119,10 @@ struct Measured {
     context_equal: bool,
     exact_equal: bool,
     canonical_equal: bool,
+    /// Refusal code of the verifier with `verify: strict` (the default), `None` = accepted.
     verifier: Option<&'static str>,
-    /// The verdict at each strictness (`Strictness::ALL` order).
-    verifiers: Vec<(Strictness, Option<&'static str>)>,
+    /// The same with `verify: balanced`.
+    verifier_balanced: Option<&'static str>,
     bypass: Option<&'static str>,
 }
 
@@ -140,7 +133,8 @@ impl Measured {
             distance: if self.context_equal && self.bypass.is_none() { self.distance } else { None },
             exact_equal: self.exact_equal,
             canonical_equal: self.canonical_equal,
-            verified: self.verifier.is_none(),
+            verified_strict: self.verifier.is_none(),
+            verified_balanced: self.verifier_balanced.is_none(),
         }
     }
 
@@ -149,14 +143,13 @@ impl Measured {
             "id": self.pair.id, "category": self.pair.category, "lang": self.pair.lang,
             "route": self.pair.route, "same_answer": self.pair.should_hit,
             "distance": self.distance, "context_equal": self.context_equal, "exact_equal": self.exact_equal,
-            "canonical_equal": self.canonical_equal, "verifier": self.verifier, "bypass": self.bypass,
-            "verifiers": self.verifiers.iter().map(|(s, v)| (s.code().to_string(), json!(v)))
-                .collect::<serde_json::Map<_, _>>(),
+            "canonical_equal": self.canonical_equal, "verifier": self.verifier,
+            "verifier_balanced": self.verifier_balanced, "bypass": self.bypass,
         })
     }
 }
 
-fn measure(p: Pair, emb: &mut Embedder, read: ReadOpts, strictness: Strictness) -> Result<Measured, String> {
+fn measure(p: Pair, emb: &mut Embedder, read: ReadOpts) -> Result<Measured, String> {
     let (ra, rb) = match (as_request(&p.a, read), as_request(&p.b, read)) {
         (Ok(a), Ok(b)) => (a, b),
         (Err(r), _) | (_, Err(r)) => {
@@ -167,7 +160,7 @@ fn measure(p: Pair, emb: &mut Embedder, read: ReadOpts, strictness: Strictness) 
                 exact_equal: false,
                 canonical_equal: false,
                 verifier: None,
-                verifiers: Vec::new(),
+                verifier_balanced: None,
                 bypass: Some(r),
             })
         }
@@ -175,18 +168,14 @@ fn measure(p: Pair, emb: &mut Embedder, read: ReadOpts, strictness: Strictness) 
     let va = emb.embed(&ra.embed_text).map_err(|e| format!("{}: embedding a: {e}", p.id))?;
     let vb = emb.embed(&rb.embed_text).map_err(|e| format!("{}: embedding b: {e}", p.id))?;
     // `b` is the new request, `a` the cached candidate.
-    let verifiers: Vec<_> = Strictness::ALL
-        .into_iter()
-        .map(|s| (s, verify_with(&rb.embed_text, &ra.embed_text, s).err().map(|r| r.code())))
-        .collect();
-    let verifier = verifiers.iter().find(|(s, _)| *s == strictness).and_then(|(_, v)| *v);
+    let check = |s| verify_with(&rb.embed_text, &ra.embed_text, s).err().map(|r| r.code());
     Ok(Measured {
         distance: Some(distance(&va, &vb)),
         context_equal: ra.context == rb.context,
         exact_equal: ra.embed_text == rb.embed_text,
         canonical_equal: canonical(&ra.embed_text) == canonical(&rb.embed_text),
-        verifier,
-        verifiers,
+        verifier: check(Strictness::Strict),
+        verifier_balanced: check(Strictness::Balanced),
         bypass: None,
         pair: p,
     })
@@ -220,7 +209,7 @@ fn run(a: Args) -> Result<(), String> {
     let mut emb = embedders::open(a.kind, &a.embed)?;
     let mut measured = Vec::with_capacity(pairs.len());
     for p in pairs {
-        measured.push(measure(p, &mut emb, a.read, a.strictness)?);
+        measured.push(measure(p, &mut emb, a.read)?);
     }
     if a.dump {
         let mut out: Box<dyn Write> = match &a.out {
@@ -243,27 +232,36 @@ fn run(a: Args) -> Result<(), String> {
             (c, ch, t)
         })
         .collect();
-    // The filter always has the exact tier: choose between verifier on and off, on when it serves
-    // at least as many (it also guards against trap kinds this file lacks).
-    let pick = |v: bool| rows.iter().find(|(c, ..)| c.exact_tier && c.verifier == v);
-    let chosen = match (pick(true), pick(false)) {
-        (Some(on), Some(off)) if off.1.point.hits > on.1.point.hits => off,
-        (Some(on), _) => on,
-        _ => return Err("no configuration".into()),
-    };
+    // The filter always has the exact tier: choose among the verifier settings the one with the most hits
+    // within the target; on a tie the stricter one (it also guards against trap kinds this file lacks).
+    let order = [Verifier::Strict, Verifier::Balanced, Verifier::Off];
+    let mut chosen: Option<&(Config, Choice, f64)> = None;
+    for v in order {
+        if let Some(r) = rows.iter().find(|(c, ..)| c.exact_tier && c.verifier == v) {
+            let within = r.1.point.fh_rate() <= target + 1e-12;
+            let better = match chosen {
+                None => true,
+                Some(b) => within && (b.1.point.fh_rate() > target + 1e-12 || r.1.point.hits > b.1.point.hits),
+            };
+            if better {
+                chosen = Some(r);
+            }
+        }
+    }
+    let Some(chosen) = chosen else { return Err("no configuration".into()) };
     let name = a.route.clone().unwrap_or_else(|| "calibrated".into());
     let matcher = match &a.route {
         Some(r) => json!({"routeName": r}),
         None => json!({"pathPrefix": "/"}),
     };
     let snippet = json!({"rules": [{"name": name, "match": matcher, "threshold": chosen.2,
-        "verify": if chosen.0.verifier { a.strictness.code() } else { "off" }}]});
+        "verify": chosen.0.verifier.code()}]});
     let positives = scored.iter().filter(|s| s.should_hit).count();
     if a.json {
         let configs: Vec<Value> = rows
             .iter()
             .map(|(c, ch, t)| {
-                json!({"config": c.label(), "exact_tier": c.exact_tier, "verifier": c.verifier, "threshold": t,
+                json!({"config": c.label(), "exact_tier": c.exact_tier, "verify": c.verifier.code(), "threshold": t,
                     "hits": ch.point.hits, "positives": ch.point.positives, "false_hits": ch.point.false_hits,
                     "traps": ch.point.traps, "hit_rate": ch.point.hit_rate(), "fh_rate": ch.point.fh_rate(),
                     "limit": ch.limit})
@@ -285,13 +283,18 @@ fn run(a: Args) -> Result<(), String> {
     );
     println!("target false-hit rate <= {:.2}%", target * 100.0);
     println!(
-        "{:<26} {:>10}  {:<18} {:<18} same result up to",
-        "configuration", "threshold", "hit rate", "false-hit rate"
+        "{:<36} {:>10}  {:<18} {:<18} {}",
+        "configuration", "threshold", "hit rate", "false-hit rate", "same result up to"
     );
     for (c, ch, t) in &rows {
-        let lim = ch.limit.map_or("(any)".to_string(), |l| format!("< {l:.4}"));
+        let lim = if ch.point.fh_rate() > target + 1e-12 {
+            // traps at distance 0 (a bag-of-words embedder cannot see word order): no threshold reaches it
+            "target unreachable".to_string()
+        } else {
+            ch.limit.map_or("(any)".to_string(), |l| format!("< {l:.4}"))
+        };
         println!(
-            "{:<26} {:>10.4}  {:<18} {:<18} {}",
+            "{:<36} {:>10.4}  {:<18} {:<18} {}",
             c.label(),
             t,
             pct(ch.point.hits, ch.point.positives),

@@ -41,12 +41,14 @@ def dump_rows(*args) -> list[dict]:
     return [json.loads(l) for l in out.splitlines() if l.strip()]
 
 
-def served(r, verifier: bool, t: float) -> bool:
+def served(r, verify: str, t: float) -> bool:
+    """As the filter with the canonical exact tier and policy `verify` (strict | balanced | off)."""
     if r["distance"] is None or not r["context_equal"] or r["bypass"] is not None:
         return False
     if r["exact_equal"] or r["canonical_equal"]:
         return True
-    return r["distance"] <= t and (not verifier or r["verifier"] is None)
+    refusal = {"off": None, "strict": r["verifier"], "balanced": r["verifier_balanced"]}[verify]
+    return r["distance"] <= t and refusal is None
 
 
 @pytest.mark.parametrize("target", [0.0, 0.2])
@@ -58,14 +60,14 @@ def test_snippet_parses_and_meets_the_target(target):
     rule = snippet["rules"][0]
     assert rule["name"] == "calibrated" and rule["match"] == {"pathPrefix": "/"}
     assert isinstance(rule["threshold"], float) and 0.0 <= rule["threshold"] <= 2.0
-    assert rule["verify"] in ("strict", "balanced", "off")  # the policy's `verify` values
+    assert rule["verify"] in ("strict", "balanced", "off")
     chosen = next(l for l in lines if l.startswith("chosen:"))
     fh = float(chosen.split("false-hit rate ")[1].split("%")[0]) / 100
     assert fh <= target + 1e-9, chosen
     # The snippet's threshold, re-counted from the per-pair dump, keeps the false-hit rate within the target.
     rows = dump_rows()
     traps = [r for r in rows if not r["same_answer"]]
-    fh_dump = sum(served(r, rule["verify"] != "off", rule["threshold"]) for r in traps) / len(traps)
+    fh_dump = sum(served(r, rule["verify"], rule["threshold"]) for r in traps) / len(traps)
     assert fh_dump <= target + 1e-9
 
 
@@ -100,7 +102,10 @@ def test_dump_reports_what_the_filter_sees():
     assert rows["s07"]["same_answer"] is True and rows["s12"]["same_answer"] is False
     # whole conversations: the same last message in another context is another partition
     assert rows["s17"]["distance"] < 1e-6 and rows["s17"]["context_equal"] is False
-    assert all(r["verifier"] is None or isinstance(r["verifier"], str) for r in rows.values())
+    assert all(r[k] is None or isinstance(r[k], str) for r in rows.values() for k in ("verifier", "verifier_balanced"))
+    # the verifier refuses the minimal-edit traps of the file (the filter's own verifier, not a stub)
+    for trap in ("s08", "s09", "s10", "s11", "s12", "s14"):
+        assert rows[trap]["verifier"] is not None, trap
     # with contextWindow 0 the history is ignored and the pair shares a partition (the risk that option takes)
     rows0 = {r["id"]: r for r in dump_rows("--context-window", "0")}
     assert rows0["s17"]["context_equal"] is True
@@ -144,43 +149,3 @@ def test_provider_endpoint_uses_the_filter_wire_format(embed_openai):
     p = run("dump", "--pairs", SMALL, "--provider", "openai", "--url", embed_openai.url(), "--model", "m",
             "--api-key-env", "CAL_TEST_KEY", check=False, env=env)
     assert p.returncode == 1 and "401" in p.stderr
-
-
-STATIC_CHECK = ROOT / ".local" / "models" / "static-default" / "check.json"
-
-
-def test_static_provider_is_the_filters_table(tmp_path):
-    """`--provider static` (the default) embeds with the table build.rs compiled in: its distances equal those of
-    the numpy reference vectors that scripts/models/distill_static.py stored next to the table (check.json)."""
-    if not STATIC_CHECK.is_file():
-        pytest.skip("no static table (scripts/build-static.sh)")
-    cases = {c["text"]: c["vector"] for c in json.loads(STATIC_CHECK.read_text())}
-    texts = ["How do I reset my password?", "how can I change my password", "The weather in Paris is sunny today."]
-    if not all(t in cases for t in texts):
-        pytest.skip("check.json lacks the reference sentences")
-    f = tmp_path / "p.jsonl"
-    f.write_text("".join(json.dumps({"id": f"p{i}", "a": texts[0], "b": t, "same_answer": i == 1}) + "\n"
-                         for i, t in enumerate(texts[1:], 1)))
-    for args in ((), ("--provider", "static")):
-        p = run("dump", "--pairs", f, *args)
-        assert "static/" in p.stderr
-        rows = [json.loads(l) for l in p.stdout.splitlines()]
-        for r, t in zip(rows, texts[1:]):
-            want = 1.0 - sum(x * y for x, y in zip(cases[texts[0]], cases[t]))
-            assert math.isclose(r["distance"], want, abs_tol=1e-5), (t, r["distance"], want)
-    # MiniLM is another embedder: other distances for the same pairs
-    mini = [json.loads(l) for l in run("dump", "--pairs", f, "--provider", "minilm").stdout.splitlines()]
-    assert any(abs(m["distance"] - r["distance"]) > 1e-3 for m, r in zip(mini, rows))
-
-
-def test_dump_reports_the_verifier_at_each_strictness():
-    rows = dump_rows()
-    for r in rows:
-        if r["bypass"] is None:
-            assert set(r["verifiers"]) == {"strict", "balanced"}
-            assert r["verifier"] == r["verifiers"]["strict"]  # the policy's default strictness
-    bal = dump_rows("--verify", "balanced")
-    for r in bal:
-        if r["bypass"] is None:
-            assert r["verifier"] == r["verifiers"]["balanced"]
-    assert run("dump", "--pairs", SMALL, "--verify", "lenient", check=False).returncode == 2

@@ -1,5 +1,5 @@
-"""Smoke run of `make eval` (bench/quality/eval_cache.py) on a handful of pairs per category of every set, for
-both in-filter embedders (static table, MiniLM): it runs build/calibrate, writes the tables, the JSON and the
+"""Smoke run of `make eval` (bench/quality/eval_cache.py) on a handful of pairs per category of every set, with
+both in-filter embedders (the static table and MiniLM): it runs build/calibrate, writes the tables, the JSON and the
 PNG, and its counts add up."""
 from __future__ import annotations
 
@@ -26,38 +26,28 @@ def test_eval_smoke(tmp_path):
     assert p.returncode == 0, p.stderr[-3000:]
     md = (tmp_path / "eval_results.md").read_text()
     assert md.strip() == p.stdout.strip()
-    for title in ("fow-cache pairs", "fow-cache conversations", "own pairs"):
-        assert f"## {title}:" in md
-    assert "# Embedder `static`" in md and "# Embedder `minilm`" in md
+    for title in ("fow-cache pairs", "fow-cache conversations", "fow-cache conversations, contextWindow 0",
+                  "own pairs"):
+        assert md.count(f"### {title}:") == 2, title  # once per embedder
     res = json.loads((tmp_path / "eval_results.json").read_text())
-    assert set(res["embedders"]) == {"static", "minilm"}
-    for emb in res["embedders"].values():
-        check_counts(emb)
-    png = tmp_path / "eval_curves.png"
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
-
-
-def check_counts(emb):
-    own = emb["sets"]["own pairs"]
+    assert set(res["embedders"]) == {"local", "minilm"}
+    own = res["embedders"]["local"]["sets"]["own pairs"]
     assert own["pairs"] == 3 * 8 and own["positives"] == 6  # 3 per category: 2 should-hit, 6 trap categories
-    for cfg in ("a", "b", "c", "d", "c_bal", "d_bal"):
+    for cfg in ("a", "b", "c", "d", "e"):
         c = own["configs"][cfg]
         for key in ("default", "fh1", "fh2"):
             pt = c[key]
             assert pt["positives"] == 6 and pt["traps"] == 18
             assert 0 <= pt["hits"] <= 6 and 0 <= pt["false_hits"] <= 18
         for key, target in (("fh1", 0.01), ("fh2", 0.02)):
-            # either within the target, or unreachable: then no threshold helps and the point is threshold 0
-            # (the static table, a bag of tokens, puts word-order swap traps at distance 0)
-            assert c[key]["fh_rate"] <= target or c[key]["threshold"] == 0.0, (cfg, key, c[key])
+            # within the target, or unreachable: traps already at distance 0 (the static table cannot see
+            # word order) and then the threshold stays 0
+            pt = c[key]
+            assert pt["fh_rate"] <= target or (pt["threshold"] == 0.0 and pt["hits"] == c["fh1"]["hits"]), (cfg, key)
         assert c["fh2"]["hits"] >= c["fh1"]["hits"]
     # the exact tier and the verifier only ever add hits / remove false hits at a given threshold
     d = own["configs"]
     assert d["b"]["default"]["hits"] >= d["a"]["default"]["hits"]
     assert d["c"]["default"]["false_hits"] <= d["a"]["default"]["false_hits"]
-    # the recommended threshold keeps FH <= 1% on both sets it is chosen on
-    for cfg in ("d", "d_bal"):
-        rec = emb["recommended_fh1"][cfg]
-        assert rec is not None, cfg  # with the verifier the target is reachable on these pairs
-        for name in ("fow-cache pairs", "own pairs"):
-            assert rec["rates"][name]["at"]["fh_rate"] <= 0.01 + 1e-9, (cfg, name)
+    png = tmp_path / "eval_curves.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000

@@ -1,11 +1,9 @@
 //! The embedders calibrate can use: exactly the filter's code paths, so a threshold transfers.
-//! - `static`: the static token table of the default filter build (`StaticEmbedder::embedded`, the table
-//!   build.rs embeds from .local/models/static-default, token cap = the policy's `embedding.maxTokens`);
-//! - `minilm` (also `local`, the name before the static table became the default): the transformer of
-//!   the `local-model` filter build (`LocalEmbedder`, same token cap);
+//! - `local` / `static`: the static table of the default build (`StaticEmbedder`, envoy/policies/local.json);
+//! - `minilm` / `local-minilm`: the transformer of `make build-local` (`LocalEmbedder`,
+//!   envoy/policies/local-minilm.json);
 //! - `openai` / `azure` / `mistral`: a provider endpoint, with the filter's request builder and
 //!   response parser (`core::embed::provider`), called over blocking HTTPS.
-//!
 //! A new embedder is one more variant of `Kind` and one arm in `open` and `Embedder::embed_raw`.
 use std::collections::HashMap;
 use std::time::Duration;
@@ -19,7 +17,7 @@ use serde_json::json;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Static,
-    Local,
+    Minilm,
     Openai,
     Azure,
     Mistral,
@@ -28,8 +26,8 @@ pub enum Kind {
 impl Kind {
     pub fn parse(s: &str) -> Option<Kind> {
         match s {
-            "static" => Some(Kind::Static),
-            "local" | "minilm" => Some(Kind::Local),
+            "local" | "static" => Some(Kind::Static),
+            "minilm" | "local-minilm" => Some(Kind::Minilm),
             "openai" | "openai-compatible" => Some(Kind::Openai),
             "azure" | "azure-openai" => Some(Kind::Azure),
             "mistral" => Some(Kind::Mistral),
@@ -38,7 +36,7 @@ impl Kind {
     }
     fn policy_name(self) -> &'static str {
         match self {
-            Kind::Static | Kind::Local => "local",
+            Kind::Static | Kind::Minilm => "local",
             Kind::Openai => "openai-compatible",
             Kind::Azure => "azure-openai",
             Kind::Mistral => "mistral",
@@ -58,8 +56,7 @@ pub struct EmbedArgs {
 
 enum Backend {
     Static(StaticEmbedder<'static>),
-    // boxed: the transformer is ~1.6 KB inline, the other variants a few hundred bytes
-    Local(Box<LocalEmbedder>),
+    Local(LocalEmbedder),
     Remote { cfg: Embedding, url: String, agent: ureq::Agent, dims_known: bool },
 }
 
@@ -73,26 +70,18 @@ pub struct Embedder {
 pub fn open(kind: Kind, a: &EmbedArgs) -> Result<Embedder, String> {
     let (backend, name) = match kind {
         Kind::Static => {
-            // The filter's default token cap when --max-tokens is not given: the policy parser's own default.
-            let max_tokens = match a.max_tokens {
-                Some(n) => n,
-                None => {
-                    let p = json!({"embedding": {"provider": "local", "dimensions": 1}}).to_string();
-                    parse_policy(p.as_bytes()).map_err(|e| format!("default policy: {e:?}"))?.embedding.max_tokens
-                }
-            };
-            let e = StaticEmbedder::embedded(max_tokens).map_err(|e| format!("static model: {e}"))?;
+            let e = StaticEmbedder::embedded(a.max_tokens.unwrap_or(128)).map_err(|e| format!("static table: {e}"))?;
             let name = format!("static/{}@{}", e.model_name(), e.max_tokens());
             (Backend::Static(e), name)
         }
-        Kind::Local => {
+        Kind::Minilm => {
             let e = match a.max_tokens {
                 Some(n) => LocalEmbedder::embedded_with_max_tokens(n),
                 None => LocalEmbedder::embedded(),
             }
             .map_err(|e| format!("local model: {e}"))?;
             let name = format!("local/{}@{}", e.model_name(), e.max_tokens());
-            (Backend::Local(Box::new(e)), name)
+            (Backend::Local(e), name)
         }
         _ => {
             let url = a.url.clone().ok_or("--url is required for a provider")?;

@@ -19,31 +19,55 @@ pub struct Scored {
     pub exact_equal: bool,
     /// `canonical(a) == canonical(b)`: the canonical exact tier answers it with no embedding.
     pub canonical_equal: bool,
-    /// The verifier accepts the cached prompt as an answer to the new one.
-    pub verified: bool,
+    /// The verifier (policy `verify: strict`, the default) accepts the cached prompt for the new one.
+    pub verified_strict: bool,
+    /// The same with `verify: balanced`.
+    pub verified_balanced: bool,
+}
+
+/// The policy's `verify` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verifier {
+    Off,
+    Strict,
+    Balanced,
+}
+
+impl Verifier {
+    /// The value of the policy field `verify`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Verifier::Off => "off",
+            Verifier::Strict => "strict",
+            Verifier::Balanced => "balanced",
+        }
+    }
 }
 
 /// Which tiers are on besides the embedding threshold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config {
     pub exact_tier: bool,
-    pub verifier: bool,
+    pub verifier: Verifier,
 }
 
 impl Config {
-    pub const ALL: [Config; 4] = [
-        Config { exact_tier: false, verifier: false },
-        Config { exact_tier: true, verifier: false },
-        Config { exact_tier: false, verifier: true },
-        Config { exact_tier: true, verifier: true },
+    pub const ALL: [Config; 5] = [
+        Config { exact_tier: false, verifier: Verifier::Off },
+        Config { exact_tier: true, verifier: Verifier::Off },
+        Config { exact_tier: false, verifier: Verifier::Strict },
+        Config { exact_tier: true, verifier: Verifier::Strict },
+        Config { exact_tier: true, verifier: Verifier::Balanced },
     ];
 
     pub fn label(&self) -> &'static str {
         match (self.exact_tier, self.verifier) {
-            (false, false) => "threshold",
-            (true, false) => "threshold+exact",
-            (false, true) => "threshold+verifier",
-            (true, true) => "threshold+exact+verifier",
+            (false, Verifier::Off) => "threshold",
+            (true, Verifier::Off) => "threshold+exact",
+            (false, Verifier::Strict) => "threshold+verifier",
+            (true, Verifier::Strict) => "threshold+exact+verifier",
+            (false, Verifier::Balanced) => "threshold+verifier(balanced)",
+            (true, Verifier::Balanced) => "threshold+exact+verifier(balanced)",
         }
     }
 }
@@ -54,7 +78,12 @@ pub fn served(p: &Scored, c: Config, threshold: f64) -> bool {
     if p.exact_equal || (c.exact_tier && p.canonical_equal) {
         return true;
     }
-    d <= threshold && (!c.verifier || p.verified)
+    let verified = match c.verifier {
+        Verifier::Off => true,
+        Verifier::Strict => p.verified_strict,
+        Verifier::Balanced => p.verified_balanced,
+    };
+    d <= threshold && verified
 }
 
 /// Counts at one threshold.
@@ -157,11 +186,18 @@ mod tests {
     use super::*;
 
     fn p(should_hit: bool, d: f64, canon: bool, verified: bool) -> Scored {
-        Scored { should_hit, distance: Some(d), exact_equal: false, canonical_equal: canon, verified }
+        Scored {
+            should_hit,
+            distance: Some(d),
+            exact_equal: false,
+            canonical_equal: canon,
+            verified_strict: verified,
+            verified_balanced: verified,
+        }
     }
-    const PLAIN: Config = Config { exact_tier: false, verifier: false };
-    const VERIFY: Config = Config { exact_tier: false, verifier: true };
-    const EXACT: Config = Config { exact_tier: true, verifier: false };
+    const PLAIN: Config = Config { exact_tier: false, verifier: Verifier::Off };
+    const VERIFY: Config = Config { exact_tier: false, verifier: Verifier::Strict };
+    const EXACT: Config = Config { exact_tier: true, verifier: Verifier::Off };
 
     fn sample() -> Vec<Scored> {
         vec![
@@ -209,15 +245,28 @@ mod tests {
     #[test]
     fn exact_repeats_hit_in_every_configuration() {
         // float noise: the same text twice is 1e-7 apart, the exact tier serves it without a distance
-        let s =
-            Scored { should_hit: true, distance: Some(3e-7), exact_equal: true, canonical_equal: true, verified: true };
+        let s = Scored {
+            should_hit: true,
+            distance: Some(3e-7),
+            exact_equal: true,
+            canonical_equal: true,
+            verified_strict: false,
+            verified_balanced: false,
+        };
         assert!(Config::ALL.iter().all(|&c| served(&s, c, 0.0)));
     }
 
     #[test]
     fn unservable_pairs_never_hit() {
         let mut s = sample();
-        s.push(Scored { should_hit: false, distance: None, exact_equal: true, canonical_equal: true, verified: true });
+        s.push(Scored {
+            should_hit: false,
+            distance: None,
+            exact_equal: true,
+            canonical_equal: true,
+            verified_strict: true,
+            verified_balanced: true,
+        });
         assert!(!served(&s[5], EXACT, 2.0));
         assert_eq!(at(&s, EXACT, 2.0).traps, 3);
     }
@@ -230,6 +279,15 @@ mod tests {
         let s = vec![p(true, 0.012_34, false, true), p(false, 0.02, false, true)];
         let c = best_for_target(&s, PLAIN, 0.0);
         assert_eq!(readable_threshold(&s, PLAIN, &c), 0.0124);
+    }
+
+    #[test]
+    fn balanced_and_strict_are_separate_verdicts() {
+        let mut s = sample();
+        s[1].verified_strict = false; // a reworded paraphrase strict refuses, balanced accepts
+        let bal = Config { exact_tier: false, verifier: Verifier::Balanced };
+        assert!(!served(&s[1], VERIFY, 0.05) && served(&s[1], bal, 0.05));
+        assert_eq!(Verifier::Balanced.code(), "balanced");
     }
 
     #[test]

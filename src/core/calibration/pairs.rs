@@ -140,9 +140,9 @@ mod tests {
         assert_ne!(r2.context, as_request(&json!("c"), o).expect("ok").context);
         let o0 = ReadOpts { last_user_messages: 1, context_window: Some(0) };
         assert_eq!(as_request(&conv, o0).expect("ok").context, as_request(&json!("c"), o0).expect("ok").context);
-        // a prompt sent as the only system message is embedded (the filter's rule for seeded payloads) ...
-        assert_eq!(as_request(&json!([{"role": "system", "content": "s"}]), o).expect("ok").embed_text, "s");
-        // ... an answer with no prompt is not cacheable
-        assert_eq!(as_request(&json!([{"role": "assistant", "content": "x"}]), o).err(), Some("not-cacheable"));
+        // what the filter bypasses stays unservable: a turn that continues after a tool result
+        let tool_after =
+            json!([{"role": "user", "content": "q"}, {"role": "tool", "content": "r", "tool_call_id": "1"}]);
+        assert!(as_request(&tool_after, o).is_err());
     }
 }
