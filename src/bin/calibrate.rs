@@ -283,8 +283,8 @@ fn run(a: Args) -> Result<(), String> {
     );
     println!("target false-hit rate <= {:.2}%", target * 100.0);
     println!(
-        "{:<36} {:>10}  {:<18} {:<18} {}",
-        "configuration", "threshold", "hit rate", "false-hit rate", "same result up to"
+        "{:<36} {:>10}  {:<18} {:<18} same result up to",
+        "configuration", "threshold", "hit rate", "false-hit rate"
     );
     for (c, ch, t) in &rows {
         let lim = if ch.point.fh_rate() > target + 1e-12 {

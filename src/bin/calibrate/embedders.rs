@@ -4,6 +4,7 @@
 //!   envoy/policies/local-minilm.json);
 //! - `openai` / `azure` / `mistral`: a provider endpoint, with the filter's request builder and
 //!   response parser (`core::embed::provider`), called over blocking HTTPS.
+//!
 //! A new embedder is one more variant of `Kind` and one arm in `open` and `Embedder::embed_raw`.
 use std::collections::HashMap;
 use std::time::Duration;
@@ -56,7 +57,8 @@ pub struct EmbedArgs {
 
 enum Backend {
     Static(StaticEmbedder<'static>),
-    Local(LocalEmbedder),
+    // boxed: the transformer is large and there is one Backend per run
+    Local(Box<LocalEmbedder>),
     Remote { cfg: Embedding, url: String, agent: ureq::Agent, dims_known: bool },
 }
 
@@ -81,7 +83,7 @@ pub fn open(kind: Kind, a: &EmbedArgs) -> Result<Embedder, String> {
             }
             .map_err(|e| format!("local model: {e}"))?;
             let name = format!("local/{}@{}", e.model_name(), e.max_tokens());
-            (Backend::Local(e), name)
+            (Backend::Local(Box::new(e)), name)
         }
         _ => {
             let url = a.url.clone().ok_or("--url is required for a provider")?;
