@@ -57,7 +57,7 @@ pub struct EmbedArgs {
 
 enum Backend {
     Static(StaticEmbedder<'static>),
-    // boxed: the transformer is ~1.6 KB inline, the other variants a few hundred bytes
+    // boxed: the transformer is large and there is one Backend per run
     Local(Box<LocalEmbedder>),
     Remote { cfg: Embedding, url: String, agent: ureq::Agent, dims_known: bool },
 }
