@@ -36,6 +36,8 @@ help:
 	@echo "make bench-scale  Redis KNN at 10k/100k(/1M) entries, HNSW vs FLAT (bench/scale; SCALE_ARGS=...)"
 	@echo "make bench-cache / bench-embed  sequential latency (bench/cache) and in-filter model (bench/embed)"
 	@echo "make bench-quality  hit / false-hit rates of the local model candidates (bench/quality, ~3 min)"
+	@echo "make eval         hit / false-hit rates of the cache decision (threshold, exact tier, verifier) per category"
+	@echo "                  on fow-cache + bench/quality/data/pairs_own.jsonl; tables + PNG (bench/quality/eval_*)"
 	@echo "make clean        cargo clean, build/, .local/run/ (distclean also removes .local/)"
 
 install:
@@ -98,6 +100,11 @@ bench-embed:
 
 bench-quality:
 	$(VENV)/bin/python bench/quality/eval.py
+
+# Answer quality of the whole decision with the filter's own code (build/calibrate dump); not part of `make test`
+# (its smoke run is: tests/e2e/test_eval_smoke.py). EVAL_ARGS e.g. --embedders openai --embed-args '--url ... --model ... --api-key-env VAR'.
+eval: install build-static build-local
+	$(VENV)/bin/python bench/quality/eval_cache.py $(EVAL_ARGS)
 
 clean:
 	-scripts/stack.sh down 2>/dev/null

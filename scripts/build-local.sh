@@ -4,6 +4,7 @@
 #      -> .local/models/<name>/{model.onnx,tokenizer.json,meta.json}; .local/models/default -> <name>
 #   2. build/semantic_cache_local.wasm  (wasm32-wasip1, +simd128, model embedded with include_bytes!)
 #   3. build/embed_server               (native OpenAI-compatible /v1/embeddings, same LocalEmbedder)
+#      build/calibrate                  (native threshold calibration, same LocalEmbedder; src/bin/calibrate.rs)
 # Idempotent: model files are only written when missing; cargo rebuilds only what changed.
 # --no-default-features: the static table of the default build (feature static-model) is not embedded here.
 #
@@ -85,12 +86,19 @@ if [ "${SKIP_WASM:-0}" != "1" ]; then
   log "build/semantic_cache_local.wasm: $(du -h "$ROOT/build/semantic_cache_local.wasm" | cut -f1)"
 fi
 if [ "${SKIP_NATIVE:-0}" != "1" ]; then
-  log "cargo build --release --features local-model --bin embed_server"
-  cargo build --release --no-default-features --features local-model --bin embed_server
-  cp -f "$TARGET_DIR/release/embed_server" "$ROOT/build/embed_server.tmp"
-  mv -f "$ROOT/build/embed_server.tmp" "$ROOT/build/embed_server"
-  log "build/embed_server ready (model $MODEL)"
+  # One cargo run for both native tools, so the library is compiled once with one feature set: feature
+  # calibrate (= local-model + an HTTPS client) and the default static-model, so that build/calibrate can
+  # measure both in-filter embedders (the static table when .local/models/static-default exists, from
+  # scripts/build-static.sh / `make build`). embed_server only uses the transformer.
+  log "cargo build --release --features calibrate --bin embed_server --bin calibrate"
+  cargo build --release --features calibrate --bin embed_server --bin calibrate
+  for bin in embed_server calibrate; do
+    cp -f "$TARGET_DIR/release/$bin" "$ROOT/build/$bin.tmp"
+    mv -f "$ROOT/build/$bin.tmp" "$ROOT/build/$bin"
+  done
+  log "build/embed_server and build/calibrate ready (model $MODEL)"
 fi
 echo "MODEL=$MODEL"
 echo "WASM=$ROOT/build/semantic_cache_local.wasm"
 echo "EMBED_SERVER=$ROOT/build/embed_server"
+echo "CALIBRATE=$ROOT/build/calibrate"

@@ -1,5 +1,6 @@
 //! Host-free core: everything here runs natively under `cargo test`.
 pub mod bypass;
+pub mod calibration;
 pub mod capture;
 pub mod decision;
 pub mod embed;
