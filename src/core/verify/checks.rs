@@ -3,6 +3,7 @@ use std::collections::HashMap;
 
 use super::lexicon::is_typo;
 use super::profile::{Content, Profile};
+use super::tokens::Kind;
 use super::{Refusal, Strictness};
 
 /// Hard checks: numbers, units, negation, contrast, time, scope, names.
@@ -264,7 +265,7 @@ pub(crate) fn minimal_edit(a: &Profile, b: &Profile, strictness: Strictness) -> 
             }
         }
     }
-    let common = a.content.len() - only_a.len();
+    let mut common = a.content.len() - only_a.len();
     // Typos pair off.
     if only_a.len() <= TYPO_PAIRING_CAP && only_b.len() <= TYPO_PAIRING_CAP {
         let mut i = 0;
@@ -277,6 +278,8 @@ pub(crate) fn minimal_edit(a: &Profile, b: &Profile, strictness: Strictness) -> 
             }
         }
     }
+    // a compound matched across the prompts is a word in common
+    common += pair_compounds(&mut only_a, &mut only_b, b) + pair_compounds(&mut only_b, &mut only_a, a);
     let (na, nb) = (only_a.len(), only_b.len());
     let qualifier = one_sided(a, b);
     let qualifier_edits = match strictness {
@@ -304,6 +307,36 @@ pub(crate) fn minimal_edit(a: &Profile, b: &Profile, strictness: Strictness) -> 
         return Ok(());
     }
     Err(if na == 0 || nb == 0 { Refusal::Scope } else { Refusal::Substitution })
+}
+
+/// A word spelled as two on the other side ("username" / "user name", "login" / "log in", "setup" /
+/// "set up") is the same word: a content word of `only_x` whose surface is two adjacent words of `q`
+/// joined leaves `only_x`, and those two words leave `only_y`. Both parts must be 2+ letters, so a
+/// split-off article or prefix ("a way" / "away") does not count.
+/// Returns how many compounds were paired.
+fn pair_compounds(only_x: &mut Vec<&Content>, only_y: &mut Vec<&Content>, q: &Profile) -> usize {
+    let (mut i, mut paired) = (0, 0);
+    while i < only_x.len() {
+        let w = only_x[i].surface.replace('-', "");
+        let hit = q.toks.windows(2).position(|p| {
+            p[0].kind == Kind::Word
+                && p[1].kind == Kind::Word
+                && p[0].w.chars().count() >= 2
+                && p[1].w.chars().count() >= 2
+                && w.len() == p[0].w.len() + p[1].w.len()
+                && w.starts_with(p[0].w.as_str())
+                && w.ends_with(p[1].w.as_str())
+        });
+        match hit {
+            Some(k) => {
+                only_x.remove(i);
+                only_y.retain(|c| c.pos != k && c.pos != k + 1);
+                paired += 1;
+            }
+            None => i += 1,
+        }
+    }
+    paired
 }
 
 /// A trap is a minimal edit of its twin: at most this many word edits (after fillers are dropped).

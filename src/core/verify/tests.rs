@@ -286,3 +286,15 @@ fn debug_profiles() {
     }
     println!("{:?}", verify(&a, &b));
 }
+
+#[test]
+fn compounds_split_or_joined_pass() {
+    passes("How do I change my username?", "how do i change my user name?");
+    passes("How do I set up two-factor login?", "How do I set up two-factor log in?");
+    passes("Where is the checkout page?", "Where is the check out page?");
+    passes("¿Cómo cambio mi contraseña de correo electrónico?", "¿Cómo cambio mi contraseña de correoelectrónico?");
+    passes("Wie ändere ich meinen Benutzername?", "Wie ändere ich meinen Benutzer Name?");
+    // a joined word is no licence for another substitution
+    refused("How do I change my username?", "How do I hide my user name?", Refusal::Substitution);
+    refused("How do I change my username?", "How do I change my user password?", Refusal::Substitution);
+}
