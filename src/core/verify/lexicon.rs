@@ -261,6 +261,16 @@ pub(crate) fn is_typo(a: &str, b: &str) -> bool {
     }
 }
 
+/// Whether one name is the other's short form: a prefix of 5+ letters that leaves a tail of at most
+/// 3 letters (Postgres / PostgreSQL, Mongo / MongoDB, React / ReactJS). Shorter prefixes and longer
+/// tails make different names too often (Java / JavaScript, Node / NodeJS is left out with them).
+pub(crate) fn is_short_form(a: &str, b: &str) -> bool {
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    let Some(tail) = long.strip_prefix(short) else { return false };
+    let n = tail.chars().count();
+    short.chars().count() >= 5 && (1..=3).contains(&n) && tail.chars().all(char::is_alphabetic)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,6 +285,16 @@ mod tests {
         assert_eq!(stem("banned"), stem("ban"));
         assert_eq!(stem("quotation"), stem("quote"));
         assert_ne!(stem("austria"), stem("australia"));
+    }
+
+    #[test]
+    fn short_forms() {
+        assert!(is_short_form("postgres", "postgresql"));
+        assert!(is_short_form("mongodb", "mongo"));
+        assert!(!is_short_form("java", "javascript"));
+        assert!(!is_short_form("node", "nodejs"));
+        assert!(!is_short_form("windows", "windows10"));
+        assert!(!is_short_form("python", "python"));
     }
 
     #[test]

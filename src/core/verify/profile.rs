@@ -2,7 +2,7 @@
 //! time and scope classes, names, content words and order relations.
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::lexicon::{is_typo, lexicon};
+use super::lexicon::{is_short_form, is_typo, lexicon};
 use super::tokens::{tokenize, Kind, Tok};
 
 /// Above this many tokens the fuzzy (typo) lookups are skipped to keep the check linear.
@@ -204,7 +204,7 @@ impl Profile {
         let st = super::lexicon::stem(name);
         // A token spelled the same (hyphens aside), with the same stem, or two adjacent tokens
         // that join to it ("wi fi" / "WiFi").
-        let same = |w: &str| w == name || (w.contains('-') && w.replace('-', "") == name);
+        let same = |w: &str| w == name || (w.contains('-') && w.replace('-', "") == name) || is_short_form(w, name);
         if self.toks.iter().any(|t| same(&t.w) || t.stem == st)
             || self.toks.windows(2).any(|p| {
                 name.len() == p[0].w.len() + p[1].w.len() && name.starts_with(&p[0].w) && name.ends_with(&p[1].w)

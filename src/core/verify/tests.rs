@@ -298,3 +298,17 @@ fn compounds_split_or_joined_pass() {
     refused("How do I change my username?", "How do I hide my user name?", Refusal::Substitution);
     refused("How do I change my username?", "How do I change my user password?", Refusal::Substitution);
 }
+
+#[test]
+fn short_forms_of_names_pass() {
+    passes("How do I back up a PostgreSQL database?", "How do I back up a Postgres database?");
+    passes(
+        "How do I make a column unique in PostgreSQL?",
+        "How do I add a uniqueness constraint to a Postgres column?",
+    );
+    passes("¿Cómo hago una copia de seguridad de MongoDB?", "¿Cómo hago una copia de seguridad de Mongo?");
+    passes("Comment sauvegarder une base PostgreSQL ?", "Comment sauvegarder une base Postgres ?");
+    // other names stay other names
+    refused("How do I use Java streams?", "How do I use JavaScript streams?", Refusal::Entity);
+    refused("How do I back up a PostgreSQL database?", "How do I back up a MySQL database?", Refusal::Entity);
+}
