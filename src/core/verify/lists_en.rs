@@ -292,6 +292,10 @@ pub const NEGATIONS: &[&str] = &[
     "exclude",
     "excluding",
     "except",
+    // refusal verbs count alike, so "refused" / "rejected" / "declined" are the same polarity
+    "reject",
+    "decline",
+    "denied",
 ];
 
 /// Words that only agree with an earlier negator in the same clause (not counted after one).

@@ -312,3 +312,17 @@ fn short_forms_of_names_pass() {
     refused("How do I use Java streams?", "How do I use JavaScript streams?", Refusal::Entity);
     refused("How do I back up a PostgreSQL database?", "How do I back up a MySQL database?", Refusal::Entity);
 }
+
+#[test]
+fn refusal_verbs_share_polarity() {
+    passes("Why was my payment refused?", "Why was my payment rejected?");
+    passes("Why was my card declined at checkout?", "Why was my card refused at checkout?");
+    passes("My visa application was denied, what now?", "My visa application was rejected, what now?");
+    passes("¿Por qué fue rechazado mi pago?", "¿Por qué fue denegado mi pago?");
+    passes("Pourquoi mon paiement a-t-il été refusé ?", "Pourquoi mon paiement a-t-il été rejeté ?");
+    passes("Warum wurde meine Zahlung abgelehnt?", "Warum wurde meine Zahlung verweigert?");
+    // accepted against refused is still another question
+    refused("Why was my payment accepted?", "Why was my payment rejected?", Refusal::Negation);
+    refused("Warum wurde meine Zahlung akzeptiert?", "Warum wurde meine Zahlung abgelehnt?", Refusal::Negation);
+    refused("How do I accept a return request?", "How do I decline a return request?", Refusal::Negation);
+}
