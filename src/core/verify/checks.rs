@@ -1,7 +1,7 @@
 //! The checks, each symmetric in its two prompts. They run cheapest and most certain first.
 use std::collections::HashMap;
 
-use super::lexicon::{is_short_form, is_typo};
+use super::lexicon::{is_derivation, is_short_form, is_typo};
 use super::profile::{Content, Profile};
 use super::tokens::Kind;
 use super::{Refusal, Strictness};
@@ -270,10 +270,10 @@ pub(crate) fn minimal_edit(a: &Profile, b: &Profile, strictness: Strictness) -> 
     if only_a.len() <= TYPO_PAIRING_CAP && only_b.len() <= TYPO_PAIRING_CAP {
         let mut i = 0;
         while i < only_a.len() {
-            if let Some(j) = only_b
-                .iter()
-                .position(|y| is_typo(&only_a[i].surface, &y.surface) || is_short_form(&only_a[i].surface, &y.surface))
-            {
+            if let Some(j) = only_b.iter().position(|y| {
+                let (x, y) = (&only_a[i].surface, &y.surface);
+                is_typo(x, y) || is_short_form(x, y) || is_derivation(x, y)
+            }) {
                 only_a.remove(i);
                 only_b.remove(j);
             } else {

@@ -271,6 +271,23 @@ pub(crate) fn is_short_form(a: &str, b: &str) -> bool {
     short.chars().count() >= 5 && (1..=3).contains(&n) && tail.chars().all(char::is_alphabetic)
 }
 
+/// Whether one word is the other with a derivational suffix that keeps what it is about
+/// (withdraw / withdrawal, quick / quickly, pay / payment, agree / agreement): compared on the light
+/// stems, the longer is the shorter plus one of a few suffixes. Agent and patient suffixes (-er, -ee)
+/// are not among them: employer / employee / employ are different people.
+pub(crate) fn is_derivation(a: &str, b: &str) -> bool {
+    const SUFFIXES: &[&str] = &["al", "ment", "ion", "ance", "ence", "ness", "ity", "ly"];
+    let (sa, sb) = (stem(a), stem(b));
+    let (short, long) = if sa.len() <= sb.len() { (sa, sb) } else { (sb, sa) };
+    short.chars().count() >= 4
+        && long.strip_prefix(short.as_str()).is_some_and(|tail| {
+            SUFFIXES.contains(&tail) || {
+                // the stemmer cut a final -e from the short word: agre(e) + ment
+                tail.strip_prefix('e').is_some_and(|t| SUFFIXES.contains(&t))
+            }
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,6 +312,17 @@ mod tests {
         assert!(!is_short_form("node", "nodejs"));
         assert!(!is_short_form("windows", "windows10"));
         assert!(!is_short_form("python", "python"));
+    }
+
+    #[test]
+    fn derivations() {
+        assert!(is_derivation("withdrawal", "withdrawing"));
+        assert!(is_derivation("quickly", "quick"));
+        assert!(is_derivation("payment", "paying") || stem("paying").len() < 4);
+        assert!(is_derivation("agreement", "agree"));
+        assert!(!is_derivation("employer", "employee"));
+        assert!(!is_derivation("employ", "employer"));
+        assert!(!is_derivation("sale", "salt"));
     }
 
     #[test]

@@ -326,3 +326,13 @@ fn refusal_verbs_share_polarity() {
     refused("Warum wurde meine Zahlung akzeptiert?", "Warum wurde meine Zahlung abgelehnt?", Refusal::Negation);
     refused("How do I accept a return request?", "How do I decline a return request?", Refusal::Negation);
 }
+
+#[test]
+fn derivations_pass() {
+    passes(
+        "What's the daily limit for cash withdrawals at a cashpoint?",
+        "What's the daily limit for withdrawing cash at an ATM?",
+    );
+    // a derivation does not excuse a second change
+    refused("What's the limit for cash withdrawals?", "What's the fee for withdrawing cash?", Refusal::Substitution);
+}
