@@ -283,6 +283,10 @@ pub(crate) fn minimal_edit(a: &Profile, b: &Profile, strictness: Strictness) -> 
     }
     // a compound matched across the prompts is a word in common
     common += pair_compounds(&mut only_a, &mut only_b, b) + pair_compounds(&mut only_b, &mut only_a, a);
+    if only_a.is_empty() || only_b.is_empty() {
+        drop_light_heads(&mut only_a, a, b);
+        drop_light_heads(&mut only_b, b, a);
+    }
     let (na, nb) = (only_a.len(), only_b.len());
     let qualifier = one_sided(a, b);
     let qualifier_edits = match strictness {
@@ -340,6 +344,27 @@ fn pair_compounds(only_x: &mut Vec<&Content>, only_y: &mut Vec<&Content>, q: &Pr
         }
     }
     paired
+}
+
+/// Head nouns that add nothing to the noun they follow ("contents insurance policy", "minimum order
+/// value"), and after an acronym the noun it already stands for ("PIN number", "PAC code").
+const LIGHT_HEADS: &[&str] = &["policy", "value", "amount", "póliza", "valor", "valeur", "wert", "betrag"];
+const ACRONYM_HEADS: &[&str] = &["number", "code", "número", "código", "numéro", "nummer"];
+
+/// Pure addition of a light head noun next to a content word both prompts share: right after it
+/// ("order value"), or before it across a preposition ("valor del pedido", "value of the order").
+fn drop_light_heads(only_x: &mut Vec<&Content>, p: &Profile, q: &Profile) {
+    let shared_at = |i: usize| p.content.iter().any(|d| d.pos == i && q.content.iter().any(|e| e.key == d.key));
+    only_x.retain(|c| {
+        let prev = c.pos.checked_sub(1).and_then(|i| p.toks.get(i).map(|t| (i, t)));
+        let after_shared = prev.is_some_and(|(i, _)| shared_at(i));
+        let before_shared = (c.pos + 2..=c.pos + 3).any(shared_at);
+        let light = LIGHT_HEADS.contains(&c.surface.as_str()) && (after_shared || before_shared);
+        let acronym = after_shared
+            && ACRONYM_HEADS.contains(&c.surface.as_str())
+            && prev.is_some_and(|(_, t)| t.name && t.w.chars().all(char::is_alphabetic));
+        !(light || acronym)
+    });
 }
 
 /// A trap is a minimal edit of its twin: at most this many word edits (after fillers are dropped).

@@ -336,3 +336,14 @@ fn derivations_pass() {
     // a derivation does not excuse a second change
     refused("What's the limit for cash withdrawals?", "What's the fee for withdrawing cash?", Refusal::Substitution);
 }
+
+#[test]
+fn light_head_nouns_pass() {
+    passes("What's the excess on my contents insurance?", "What is the excess on my contents insurance policy?");
+    passes("What's the minimum order for delivery?", "What's the minimum order value for delivery?");
+    passes("How do I change my PIN?", "How do I change my PIN number?");
+    passes("¿Cuál es el pedido mínimo?", "¿Cuál es el valor mínimo del pedido?");
+    // any other added word is still a qualifier
+    refused("How do I change my PIN?", "How do I change my card PIN?", Refusal::Scope);
+    refused("How do I change my phone?", "How do I change my phone number?", Refusal::Scope);
+}
