@@ -60,6 +60,15 @@ fn content_key(t: &Tok) -> Option<String> {
     Some(lx.synonym.get(&t.stem).cloned().unwrap_or_else(|| t.stem.clone()))
 }
 
+/// A scope word used in another sense: "at home" / "from home" is where, not who (residential);
+/// "free up" is a verb, not the price. Minimal edits still see the word as content.
+fn not_scope(toks: &[Tok], i: usize) -> bool {
+    let w = toks[i].w.as_str();
+    let prev = i.checked_sub(1).map(|j| toks[j].w.as_str());
+    let next = toks.get(i + 1).map(|t| t.w.as_str());
+    (w == "home" && matches!(prev, Some("at" | "from"))) || (w == "free" && next == Some("up"))
+}
+
 impl Profile {
     pub(crate) fn new(text: &str) -> Profile {
         let lx = lexicon();
@@ -162,7 +171,7 @@ impl Profile {
                 p.time.insert(c.to_string());
                 p.class_words.push((c.to_string(), t.w.clone()));
             }
-            if let Some(&c) = lx.scope.get(&t.w) {
+            if let Some(&c) = lx.scope.get(&t.w).filter(|_| !not_scope(&toks, i)) {
                 p.scope.insert(c);
                 p.class_words.push((c.to_string(), t.w.clone()));
             }

@@ -347,3 +347,16 @@ fn light_head_nouns_pass() {
     refused("How do I change my PIN?", "How do I change my card PIN?", Refusal::Scope);
     refused("How do I change my phone?", "How do I change my phone number?", Refusal::Scope);
 }
+
+#[test]
+fn scope_words_in_another_sense() {
+    passes("What are the drawbacks of remote work?", "What are the downsides of working from home?");
+    passes(
+        "How do I free up disk space on a Linux server?",
+        "The disk on my Linux machine is full, how can I clean it up?",
+    );
+    // still a scope word where it says who or what
+    refused("How do I get home insurance?", "How do I get business insurance?", Refusal::Scope);
+    refused("Is the museum free?", "Is the museum paid?", Refusal::Scope);
+    refused("Can I work from home?", "Can I work?", Refusal::Scope);
+}
