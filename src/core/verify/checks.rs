@@ -46,7 +46,7 @@ fn a_only<T: Ord + AsRef<str>>(
     p: &Profile,
     q: &Profile,
 ) -> bool {
-    x.iter().any(|c| !y.contains(c) && !p.class_typoed_in(c.as_ref(), q))
+    x.iter().any(|c| !y.contains(c) && !q.covers.contains(c.as_ref()) && !p.class_typoed_in(c.as_ref(), q))
 }
 
 /// Time or scope class on one side only (a qualifier added): which reason to give.

@@ -498,6 +498,12 @@ pub const SCOPE: &[&[&str]] = &[
     &["disabled", "disability"],
 ];
 
+/// Words for a whole that takes in some scope classes: "pets" asks about dogs and cats too, so a
+/// class on one side that the other covers with its general word is no other question. (word,
+/// classes it covers: the first word of each class in SCOPE.)
+pub const SCOPE_HYPERNYMS: &[(&str, &[&str])] =
+    &[("pet", &["dog", "cat"]), ("pets", &["dog", "cat"]), ("animal", &["dog", "cat"]), ("animals", &["dog", "cat"])];
+
 /// Cardinal and ordinal number words.
 pub const NUMBERS: &[(&str, u64)] = &[
     ("zero", 0),

@@ -26,6 +26,8 @@ pub(crate) struct Profile {
     pub poles: BTreeSet<(u16, u8)>,
     pub time: BTreeSet<String>,
     pub scope: BTreeSet<&'static str>,
+    /// scope classes a general word here takes in ("pets": dog, cat)
+    pub covers: BTreeSet<&'static str>,
     /// name -> whether it is all-lowercase-insensitive key
     pub names: BTreeSet<String>,
     pub content: Vec<Content>,
@@ -80,6 +82,7 @@ impl Profile {
             poles: BTreeSet::new(),
             time: BTreeSet::new(),
             scope: BTreeSet::new(),
+            covers: BTreeSet::new(),
             names: BTreeSet::new(),
             content: Vec::new(),
             relations: Vec::new(),
@@ -174,6 +177,9 @@ impl Profile {
             if let Some(&c) = lx.scope.get(&t.w).filter(|_| !not_scope(&toks, i)) {
                 p.scope.insert(c);
                 p.class_words.push((c.to_string(), t.w.clone()));
+            }
+            if let Some((_, cs)) = super::lists_en::SCOPE_HYPERNYMS.iter().find(|(w, _)| *w == t.w) {
+                p.covers.extend(cs.iter().copied());
             }
             if t.name {
                 p.names.insert(t.w.replace('-', ""));

@@ -360,3 +360,12 @@ fn scope_words_in_another_sense() {
     refused("Is the museum free?", "Is the museum paid?", Refusal::Scope);
     refused("Can I work from home?", "Can I work?", Refusal::Scope);
 }
+
+#[test]
+fn general_word_covers_scope_class() {
+    passes("Are pets allowed at the hotel?", "Can I stay at the hotel with my dog?");
+    passes("Can I bring my pet on the train?", "Are cats allowed on the train?");
+    // two classes the general word covers are still two classes
+    refused("Are dogs allowed at the hotel?", "Are cats allowed at the hotel?", Refusal::Scope);
+    refused("Can I bring my pet on the train?", "Can I bring my dog on the train?", Refusal::Substitution);
+}
