@@ -137,7 +137,7 @@ pub const SCOPE: &[&[&str]] = &[
     &["business", "empresa", "empresas", "comercial"],
     &["personal", "particular"],
     &["international", "internacional", "extranjero"],
-    &["domestic", "nacional"],
+    &["domestic", "nacional", "doméstico", "doméstica", "domestico", "domestica"],
 ];
 pub const NUMBERS: &[(&str, u64)] = &[
     ("cero", 0),

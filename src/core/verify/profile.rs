@@ -68,7 +68,11 @@ fn not_scope(toks: &[Tok], i: usize) -> bool {
     let w = toks[i].w.as_str();
     let prev = i.checked_sub(1).map(|j| toks[j].w.as_str());
     let next = toks.get(i + 1).map(|t| t.w.as_str());
-    (w == "home" && matches!(prev, Some("at" | "from"))) || (w == "free" && next == Some("up"))
+    (w == "home" && matches!(prev, Some("at" | "from")))
+        || (w == "free" && next == Some("up"))
+        // "be paid", "get paid": the passive of pay, not the paid tier
+        || (w == "paid"
+            && matches!(prev, Some("be" | "is" | "are" | "was" | "were" | "been" | "being" | "get" | "gets" | "got")))
 }
 
 impl Profile {
@@ -177,6 +181,27 @@ impl Profile {
             if let Some(&c) = lx.scope.get(&t.w).filter(|_| !not_scope(&toks, i)) {
                 p.scope.insert(c);
                 p.class_words.push((c.to_string(), t.w.clone()));
+            }
+            // A hyphenated class word the tokenizer split ("grown-up", "self-employed").
+            if let Some(&c) = toks.get(i + 1).and_then(|n| lx.scope.get(&format!("{}-{}", t.w, n.w))) {
+                p.scope.insert(c);
+                p.class_words.push((c.to_string(), t.w.clone()));
+            }
+            // "another country", "otro país", "un autre pays", "ein anderes Land": abroad.
+            let other = i.checked_sub(1).is_some_and(|j| {
+                matches!(
+                    toks[j].w.as_str(),
+                    "another" | "other" | "different" | "otro" | "otra" | "autre" | "anderes" | "anderen" | "andere"
+                )
+            });
+            if other
+                && matches!(
+                    t.w.as_str(),
+                    "country" | "countries" | "país" | "pais" | "países" | "paises" | "pays" | "land" | "länder"
+                )
+            {
+                p.scope.insert("international");
+                p.class_words.push(("international".to_string(), t.w.clone()));
             }
             if let Some((_, cs)) = super::lists_en::SCOPE_HYPERNYMS.iter().find(|(w, _)| *w == t.w) {
                 p.covers.extend(cs.iter().copied());

@@ -247,7 +247,7 @@ fn long_prompts_stay_cheap_and_decide() {
 fn strictness_for_qualifiers() {
     use super::{verify_with, Strictness};
     // a time/scope word on one side only, in a reworded question: Balanced serves it, Strict not
-    let (a, b) = ("Can I work remotely from another country?", "Is it allowed to do my job from abroad for a while?");
+    let (a, b) = ("Do I need a visa to visit Japan as a tourist?", "Is a visa required for a holiday trip to Japan?");
     assert_eq!(verify_with(a, b, Strictness::Balanced), Ok(()));
     assert_eq!(verify_with(a, b, Strictness::Strict), Err(Refusal::Scope));
     // the same qualifier added as a minimal edit is refused by both
@@ -368,4 +368,29 @@ fn general_word_covers_scope_class() {
     // two classes the general word covers are still two classes
     refused("Are dogs allowed at the hotel?", "Are cats allowed at the hotel?", Refusal::Scope);
     refused("Can I bring my pet on the train?", "Can I bring my dog on the train?", Refusal::Substitution);
+}
+
+#[test]
+fn scope_phrases_and_hyphenated_class_words() {
+    passes(
+        "How much water should an adult drink per day?",
+        "What's the recommended daily water intake for a grown-up?",
+    );
+    passes(
+        "What is the fee for using my card abroad?",
+        "How much do you charge when I pay with my card in another country?",
+    );
+    passes(
+        "¿Cómo puedo hacer una transferencia internacional?",
+        "¿Qué pasos debo seguir para enviar dinero a otro país?",
+    );
+    passes(
+        "¿Cuánto equipaje puedo llevar en un vuelo nacional?",
+        "¿Qué cantidad de maletas se permite en vuelos domésticos?",
+    );
+    passes("When is payday this month?", "On what date will salaries be paid this month?");
+    // the classes still tell who and where apart
+    refused("Can a grown-up take this?", "Can a child take this?", Refusal::Scope);
+    refused("Can I use my card in another country?", "Can I use my card in my country?", Refusal::Scope);
+    refused("Is the course free?", "Is the course paid?", Refusal::Scope);
 }
