@@ -283,6 +283,8 @@ pub(crate) fn minimal_edit(a: &Profile, b: &Profile, strictness: Strictness) -> 
     }
     // a compound matched across the prompts is a word in common
     common += pair_compounds(&mut only_a, &mut only_b, b) + pair_compounds(&mut only_b, &mut only_a, a);
+    drop_light_verbs(&mut only_a, a, b);
+    drop_light_verbs(&mut only_b, b, a);
     if only_a.is_empty() || only_b.is_empty() {
         drop_light_heads(&mut only_a, a, b);
         drop_light_heads(&mut only_b, b, a);
@@ -344,6 +346,44 @@ fn pair_compounds(only_x: &mut Vec<&Content>, only_y: &mut Vec<&Content>, q: &Pr
         }
     }
     paired
+}
+
+/// Verbs that only carry their object: "make / submit / file / lodge a claim", "place / make an
+/// order", "raise / make a complaint". Not "give" / "get" / "take" / "send": those say who acts.
+const LIGHT_VERBS: &[&str] = &[
+    "make",
+    "submit",
+    "file",
+    "lodge",
+    "place",
+    "raise",
+    "put",
+    "hacer",
+    "presentar",
+    "poner",
+    "faire",
+    "déposer",
+    "passer",
+    "stellen",
+    "einreichen",
+    "machen",
+];
+
+/// A light verb of `only_x` that `q` says with another light verb (content or not: "make" is a
+/// function word) before the same object (the next content word) leaves `only_x`.
+fn drop_light_verbs(only_x: &mut Vec<&Content>, p: &Profile, q: &Profile) {
+    // the next content word; at the end of the clause (German verb-final) the one before
+    fn object(pos: usize, r: &Profile) -> Option<&str> {
+        let next = r.content.iter().find(|d| d.pos > pos);
+        next.or_else(|| r.content.iter().rev().find(|d| d.pos < pos)).map(|d| d.key.as_str())
+    }
+    only_x.retain(|c| {
+        let Some(o) = object(c.pos, p).filter(|_| LIGHT_VERBS.contains(&c.surface.as_str())) else { return true };
+        !q.toks
+            .iter()
+            .enumerate()
+            .any(|(k, t)| t.w != c.surface && LIGHT_VERBS.contains(&t.w.as_str()) && object(k, q) == Some(o))
+    });
 }
 
 /// Head nouns that add nothing to the noun they follow ("contents insurance policy", "minimum order

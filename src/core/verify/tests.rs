@@ -394,3 +394,14 @@ fn scope_phrases_and_hyphenated_class_words() {
     refused("Can I use my card in another country?", "Can I use my card in my country?", Refusal::Scope);
     refused("Is the course free?", "Is the course paid?", Refusal::Scope);
 }
+
+#[test]
+fn light_verbs_with_the_same_object_pass() {
+    passes("How do I make a claim on my home insurance?", "How do I submit a claim on my home insurance?");
+    passes("Can I place an order by phone?", "Can I make an order by phone?");
+    passes("Comment faire une réclamation ?", "Comment déposer une réclamation ?");
+    passes("Wie kann ich einen Antrag stellen?", "Wie kann ich einen Antrag einreichen?");
+    // other verbs, or another object, are another question
+    refused("How do I make a claim?", "How do I cancel a claim?", Refusal::Scope);
+    refused("How do I make a claim?", "How do I submit a complaint?", Refusal::Substitution);
+}
