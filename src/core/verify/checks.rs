@@ -390,8 +390,11 @@ fn drop_light_verbs(only_x: &mut Vec<&Content>, p: &Profile, q: &Profile) {
 /// value"), and after an acronym the noun it already stands for ("PIN number", "PAC code").
 const LIGHT_HEADS: &[&str] = &["policy", "value", "amount", "póliza", "valor", "valeur", "wert", "betrag"];
 const ACRONYM_HEADS: &[&str] = &["number", "code", "número", "código", "numéro", "nummer"];
+/// Verbs that say "be" over time before a word both share: "is it open" / "does it stay open".
+const COPULAS: &[&str] =
+    &["stay", "stays", "remain", "remains", "permanecer", "permanece", "rester", "reste", "demeurer", "demeure"];
 
-/// Pure addition of a light head noun next to a content word both prompts share: right after it
+/// Pure addition of a copula before a shared word, or of a light head noun next to a content word both prompts share: right after it
 /// ("order value"), or before it across a preposition ("valor del pedido", "value of the order").
 fn drop_light_heads(only_x: &mut Vec<&Content>, p: &Profile, q: &Profile) {
     let shared_at = |i: usize| p.content.iter().any(|d| d.pos == i && q.content.iter().any(|e| e.key == d.key));
@@ -403,7 +406,8 @@ fn drop_light_heads(only_x: &mut Vec<&Content>, p: &Profile, q: &Profile) {
         let acronym = after_shared
             && ACRONYM_HEADS.contains(&c.surface.as_str())
             && prev.is_some_and(|(_, t)| t.name && t.w.chars().all(char::is_alphabetic));
-        !(light || acronym)
+        let copula = COPULAS.contains(&c.surface.as_str()) && shared_at(c.pos + 1);
+        !(light || acronym || copula)
     });
 }
 

@@ -405,3 +405,12 @@ fn light_verbs_with_the_same_object_pass() {
     refused("How do I make a claim?", "How do I cancel a claim?", Refusal::Scope);
     refused("How do I make a claim?", "How do I submit a complaint?", Refusal::Substitution);
 }
+
+#[test]
+fn copulas_pass() {
+    passes("How long is the course application window open?", "How long does the course application window stay open?");
+    passes("¿Cuánto tiempo está abierta la tienda?", "¿Cuánto tiempo permanece abierta la tienda?");
+    passes("Combien de temps le magasin est ouvert ?", "Combien de temps le magasin reste ouvert ?");
+    // another verb is another question
+    refused("How long is the window open?", "How long does the window close?", Refusal::Contrast);
+}
