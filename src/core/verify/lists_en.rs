@@ -729,4 +729,16 @@ pub const SYNONYMS: &[&[&str]] = &[
     &["lock", "freeze"],
     &["unlock", "unfreeze"],
     &["write", "compose", "draft"],
+    // common paraphrase pairs; none is a pole of a contrast group against another member
+    &["stroller", "pushchair", "pram", "buggy"],
+    &["tired", "exhausted", "fatigued"],
+    &["ill", "sick", "unwell"],
+    &["plane", "aircraft", "airplane", "aeroplane"],
+    &["invoice", "bill"],
+    &["increase", "raise", "boost"],
+    &["decrease", "reduce", "lower"],
+    &["revert", "undo", "rollback"],
+    &["rule", "regulation"],
+    &["salary", "wage", "wages"],
+    &["document", "paperwork"],
 ];

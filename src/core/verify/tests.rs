@@ -414,3 +414,13 @@ fn copulas_pass() {
     // another verb is another question
     refused("How long is the window open?", "How long does the window close?", Refusal::Contrast);
 }
+
+#[test]
+fn common_synonyms_pass_but_keep_their_opposites() {
+    passes("Can I take a stroller on the plane?", "Can I take a pushchair on the aircraft?");
+    passes("Why do I feel tired after the vaccine?", "Why do I feel exhausted after the vaccine?");
+    passes("How do I lower my overdraft limit?", "How do I reduce my overdraft limit?");
+    passes("Can I get an invoice for my order?", "Can I get a bill for my order?");
+    refused("How do I lower my overdraft limit?", "How do I raise my overdraft limit?", Refusal::Contrast);
+    refused("How do I reduce my overdraft limit?", "How do I increase my overdraft limit?", Refusal::Contrast);
+}
