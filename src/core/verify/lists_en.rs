@@ -741,4 +741,7 @@ pub const SYNONYMS: &[&[&str]] = &[
     &["rule", "regulation"],
     &["salary", "wage", "wages"],
     &["document", "paperwork"],
+    // acronyms and the word they stand for
+    &["cpu", "processor"],
+    &["ram", "memory"],
 ];

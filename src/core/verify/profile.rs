@@ -68,7 +68,7 @@ fn not_scope(toks: &[Tok], i: usize) -> bool {
     let w = toks[i].w.as_str();
     let prev = i.checked_sub(1).map(|j| toks[j].w.as_str());
     let next = toks.get(i + 1).map(|t| t.w.as_str());
-    (w == "home" && matches!(prev, Some("at" | "from")))
+    (w == "home" && matches!(prev, Some("at" | "from" | "not" | "be" | "is" | "am" | "are" | "get" | "go" | "come" | "back")))
         || (w == "free" && next == Some("up"))
         // "be paid", "get paid": the passive of pay, not the paid tier
         || (w == "paid"

@@ -424,3 +424,17 @@ fn common_synonyms_pass_but_keep_their_opposites() {
     refused("How do I lower my overdraft limit?", "How do I raise my overdraft limit?", Refusal::Contrast);
     refused("How do I reduce my overdraft limit?", "How do I increase my overdraft limit?", Refusal::Contrast);
 }
+
+#[test]
+fn home_as_a_place_and_acronym_words() {
+    passes(
+        "What happens if I'm not home when the courier comes?",
+        "If nobody is in when the package is delivered, what will happen?",
+    );
+    passes(
+        "How do I see the CPU usage of each process on Linux?",
+        "How do I see the processor usage of each process on Linux?",
+    );
+    refused("How do I get home insurance?", "How do I get travel insurance?", Refusal::Substitution);
+    refused("How do I see the CPU usage on Linux?", "How do I see the GPU usage on Linux?", Refusal::Entity);
+}
