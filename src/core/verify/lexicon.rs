@@ -262,13 +262,17 @@ pub(crate) fn is_typo(a: &str, b: &str) -> bool {
 }
 
 /// Whether one name is the other's short form: a prefix of 5+ letters that leaves a tail of at most
-/// 3 letters (Postgres / PostgreSQL, Mongo / MongoDB, React / ReactJS). Shorter prefixes and longer
-/// tails make different names too often (Java / JavaScript, Node / NodeJS is left out with them).
+/// 3 consonants (Postgres / PostgreSQL, Mongo / MongoDB, React / ReactJS). Shorter prefixes, longer
+/// tails and tails with a vowel make different names too often (Java / JavaScript, Niger / Nigeria,
+/// Swift / SwiftUI; Node / NodeJS is left out with them).
 pub(crate) fn is_short_form(a: &str, b: &str) -> bool {
     let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
     let Some(tail) = long.strip_prefix(short) else { return false };
     let n = tail.chars().count();
-    short.chars().count() >= 5 && (1..=3).contains(&n) && tail.chars().all(char::is_alphabetic)
+    // a tail with a vowel is a word ending, not a short form: Niger / Nigeria, India / Indiana
+    short.chars().count() >= 5
+        && (1..=3).contains(&n)
+        && tail.chars().all(|c| c.is_alphabetic() && !"aeiouyáéíóúàèìòùäöü".contains(c))
 }
 
 /// Whether one word is the other with a derivational suffix that keeps what it is about
@@ -312,6 +316,9 @@ mod tests {
         assert!(!is_short_form("node", "nodejs"));
         assert!(!is_short_form("windows", "windows10"));
         assert!(!is_short_form("python", "python"));
+        assert!(!is_short_form("niger", "nigeria"));
+        assert!(!is_short_form("india", "indiana"));
+        assert!(!is_short_form("swift", "swiftui"));
     }
 
     #[test]

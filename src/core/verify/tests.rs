@@ -438,3 +438,10 @@ fn home_as_a_place_and_acronym_words() {
     refused("How do I get home insurance?", "How do I get travel insurance?", Refusal::Substitution);
     refused("How do I see the CPU usage on Linux?", "How do I see the GPU usage on Linux?", Refusal::Entity);
 }
+
+#[test]
+fn short_forms_keep_related_names_apart() {
+    refused("Do I need a visa for Niger?", "Do I need a visa for Nigeria?", Refusal::Entity);
+    refused("What is the capital of India?", "What is the capital of Indiana?", Refusal::Entity);
+    refused("How do I add a button in Swift?", "How do I add a button in SwiftUI?", Refusal::Entity);
+}
