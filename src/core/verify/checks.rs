@@ -349,7 +349,8 @@ fn pair_compounds(only_x: &mut Vec<&Content>, only_y: &mut Vec<&Content>, q: &Pr
 }
 
 /// Verbs that only carry their object: "make / submit / file / lodge a claim", "place / make an
-/// order", "raise / make a complaint". Not "give" / "get" / "take" / "send": those say who acts.
+/// order", "raise / make a complaint". Not "give" / "get" / "take" / "send" (they say who acts) nor
+/// "put" ("put money in" / "make money").
 const LIGHT_VERBS: &[&str] = &[
     "make",
     "submit",
@@ -357,10 +358,8 @@ const LIGHT_VERBS: &[&str] = &[
     "lodge",
     "place",
     "raise",
-    "put",
     "hacer",
     "presentar",
-    "poner",
     "faire",
     "déposer",
     "passer",
