@@ -324,12 +324,16 @@ pub(crate) fn minimal_edit(a: &Profile, b: &Profile, strictness: Strictness) -> 
 /// split-off article or prefix ("a way" / "away") does not count.
 /// Returns how many compounds were paired.
 fn pair_compounds(only_x: &mut Vec<&Content>, only_y: &mut Vec<&Content>, q: &Profile) -> usize {
+    let lx = super::lexicon::lexicon();
     let (mut i, mut paired) = (0, 0);
     while i < only_x.len() {
         let w = only_x[i].surface.replace('-', "");
         let hit = q.toks.windows(2).position(|p| {
             p[0].kind == Kind::Word
                 && p[1].kind == Kind::Word
+                // a function word before a content word joins into another word ("over time" /
+                // "overtime", "every day" / "everyday"); a particle after a verb does not ("log in")
+                && (!lx.stop.contains(p[0].w.as_str()) || lx.stop.contains(p[1].w.as_str()))
                 && p[0].w.chars().count() >= 2
                 && p[1].w.chars().count() >= 2
                 && w.len() == p[0].w.len() + p[1].w.len()

@@ -297,6 +297,7 @@ fn compounds_split_or_joined_pass() {
     // a joined word is no licence for another substitution
     refused("How do I change my username?", "How do I hide my user name?", Refusal::Substitution);
     refused("How do I change my username?", "How do I change my user password?", Refusal::Substitution);
+    refused("How is pay calculated over time?", "How is overtime pay calculated?", Refusal::Substitution);
 }
 
 #[test]
@@ -329,6 +330,7 @@ fn refusal_verbs_share_polarity() {
 
 #[test]
 fn derivations_pass() {
+    refused("How do I get my bank statement?", "How do I get my bank state?", Refusal::Substitution);
     passes(
         "What's the daily limit for cash withdrawals at a cashpoint?",
         "What's the daily limit for withdrawing cash at an ATM?",
