@@ -100,7 +100,7 @@ impl Refusal {
 /// Numbers, units, opposite words, names and order are checked alike in both.
 /// Measured (verifier alone; should-hit served / must-not-hit refused):
 /// - fow-cache 0.1.0 pairs: Strict 85.0% / 94.7%, Balanced 90.0% / 90.3%;
-/// - our pairs (bench/quality/data/pairs_own.jsonl, 514): Strict 84.2% / 99.6%, Balanced 92.1% / 99.6%.
+/// - our pairs (bench/quality/data/pairs_own.jsonl, 514): Strict 84.2% / 99.6%, Balanced 92.5% / 99.6%.
 ///
 /// Minimal-edit traps are refused at 100% by both; the traps Balanced serves more are reworded ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
