@@ -1,8 +1,9 @@
 //! The checks, each symmetric in its two prompts. They run cheapest and most certain first.
 use std::collections::HashMap;
 
-use super::lexicon::is_typo;
+use super::lexicon::{is_derivation, is_short_form, is_typo};
 use super::profile::{Content, Profile};
+use super::tokens::Kind;
 use super::{Refusal, Strictness};
 
 /// Hard checks: numbers, units, negation, contrast, time, scope, names.
@@ -45,7 +46,7 @@ fn a_only<T: Ord + AsRef<str>>(
     p: &Profile,
     q: &Profile,
 ) -> bool {
-    x.iter().any(|c| !y.contains(c) && !p.class_typoed_in(c.as_ref(), q))
+    x.iter().any(|c| !y.contains(c) && !q.covers.contains(c.as_ref()) && !p.class_typoed_in(c.as_ref(), q))
 }
 
 /// Time or scope class on one side only (a qualifier added): which reason to give.
@@ -264,18 +265,29 @@ pub(crate) fn minimal_edit(a: &Profile, b: &Profile, strictness: Strictness) -> 
             }
         }
     }
-    let common = a.content.len() - only_a.len();
+    let mut common = a.content.len() - only_a.len();
     // Typos pair off.
     if only_a.len() <= TYPO_PAIRING_CAP && only_b.len() <= TYPO_PAIRING_CAP {
         let mut i = 0;
         while i < only_a.len() {
-            if let Some(j) = only_b.iter().position(|y| is_typo(&only_a[i].surface, &y.surface)) {
+            if let Some(j) = only_b.iter().position(|y| {
+                let (x, y) = (&only_a[i].surface, &y.surface);
+                is_typo(x, y) || is_short_form(x, y) || is_derivation(x, y)
+            }) {
                 only_a.remove(i);
                 only_b.remove(j);
             } else {
                 i += 1;
             }
         }
+    }
+    // a compound matched across the prompts is a word in common
+    common += pair_compounds(&mut only_a, &mut only_b, b) + pair_compounds(&mut only_b, &mut only_a, a);
+    drop_light_verbs(&mut only_a, a, b);
+    drop_light_verbs(&mut only_b, b, a);
+    if only_a.is_empty() || only_b.is_empty() {
+        drop_light_heads(&mut only_a, a, b);
+        drop_light_heads(&mut only_b, b, a);
     }
     let (na, nb) = (only_a.len(), only_b.len());
     let qualifier = one_sided(a, b);
@@ -304,6 +316,102 @@ pub(crate) fn minimal_edit(a: &Profile, b: &Profile, strictness: Strictness) -> 
         return Ok(());
     }
     Err(if na == 0 || nb == 0 { Refusal::Scope } else { Refusal::Substitution })
+}
+
+/// A word spelled as two on the other side ("username" / "user name", "login" / "log in", "setup" /
+/// "set up") is the same word: a content word of `only_x` whose surface is two adjacent words of `q`
+/// joined leaves `only_x`, and those two words leave `only_y`. Both parts must be 2+ letters, so a
+/// split-off article or prefix ("a way" / "away") does not count.
+/// Returns how many compounds were paired.
+fn pair_compounds(only_x: &mut Vec<&Content>, only_y: &mut Vec<&Content>, q: &Profile) -> usize {
+    let lx = super::lexicon::lexicon();
+    let (mut i, mut paired) = (0, 0);
+    while i < only_x.len() {
+        let w = only_x[i].surface.replace('-', "");
+        let hit = q.toks.windows(2).position(|p| {
+            p[0].kind == Kind::Word
+                && p[1].kind == Kind::Word
+                // a function word before a content word joins into another word ("over time" /
+                // "overtime", "every day" / "everyday"); a particle after a verb does not ("log in")
+                && (!lx.stop.contains(p[0].w.as_str()) || lx.stop.contains(p[1].w.as_str()))
+                && p[0].w.chars().count() >= 2
+                && p[1].w.chars().count() >= 2
+                && w.len() == p[0].w.len() + p[1].w.len()
+                && w.starts_with(p[0].w.as_str())
+                && w.ends_with(p[1].w.as_str())
+        });
+        match hit {
+            Some(k) => {
+                only_x.remove(i);
+                only_y.retain(|c| c.pos != k && c.pos != k + 1);
+                paired += 1;
+            }
+            None => i += 1,
+        }
+    }
+    paired
+}
+
+/// Verbs that only carry their object: "make / submit / file / lodge a claim", "place / make an
+/// order", "raise / make a complaint". Not "give" / "get" / "take" / "send" (they say who acts) nor
+/// "put" ("put money in" / "make money").
+const LIGHT_VERBS: &[&str] = &[
+    "make",
+    "submit",
+    "file",
+    "lodge",
+    "place",
+    "raise",
+    "hacer",
+    "presentar",
+    "faire",
+    "déposer",
+    "passer",
+    "stellen",
+    "einreichen",
+    "machen",
+];
+
+/// A light verb of `only_x` that `q` says with another light verb (content or not: "make" is a
+/// function word) before the same object (the next content word) leaves `only_x`.
+fn drop_light_verbs(only_x: &mut Vec<&Content>, p: &Profile, q: &Profile) {
+    // the next content word; at the end of the clause (German verb-final) the one before
+    fn object(pos: usize, r: &Profile) -> Option<&str> {
+        let next = r.content.iter().find(|d| d.pos > pos);
+        next.or_else(|| r.content.iter().rev().find(|d| d.pos < pos)).map(|d| d.key.as_str())
+    }
+    only_x.retain(|c| {
+        let Some(o) = object(c.pos, p).filter(|_| LIGHT_VERBS.contains(&c.surface.as_str())) else { return true };
+        !q.toks
+            .iter()
+            .enumerate()
+            .any(|(k, t)| t.w != c.surface && LIGHT_VERBS.contains(&t.w.as_str()) && object(k, q) == Some(o))
+    });
+}
+
+/// Head nouns that add nothing to the noun they follow ("contents insurance policy", "minimum order
+/// value"), and after an acronym the noun it already stands for ("PIN number", "PAC code").
+const LIGHT_HEADS: &[&str] = &["policy", "value", "amount", "póliza", "valor", "valeur", "wert", "betrag"];
+const ACRONYM_HEADS: &[&str] = &["number", "code", "número", "código", "numéro", "nummer"];
+/// Verbs that say "be" over time before a word both share: "is it open" / "does it stay open".
+const COPULAS: &[&str] =
+    &["stay", "stays", "remain", "remains", "permanecer", "permanece", "rester", "reste", "demeurer", "demeure"];
+
+/// Pure addition of a copula before a shared word, or of a light head noun next to a content word both prompts share: right after it
+/// ("order value"), or before it across a preposition ("valor del pedido", "value of the order").
+fn drop_light_heads(only_x: &mut Vec<&Content>, p: &Profile, q: &Profile) {
+    let shared_at = |i: usize| p.content.iter().any(|d| d.pos == i && q.content.iter().any(|e| e.key == d.key));
+    only_x.retain(|c| {
+        let prev = c.pos.checked_sub(1).and_then(|i| p.toks.get(i).map(|t| (i, t)));
+        let after_shared = prev.is_some_and(|(i, _)| shared_at(i));
+        let before_shared = (c.pos + 2..=c.pos + 3).any(shared_at);
+        let light = LIGHT_HEADS.contains(&c.surface.as_str()) && (after_shared || before_shared);
+        let acronym = after_shared
+            && ACRONYM_HEADS.contains(&c.surface.as_str())
+            && prev.is_some_and(|(_, t)| t.name && t.w.chars().all(char::is_alphabetic));
+        let copula = COPULAS.contains(&c.surface.as_str()) && shared_at(c.pos + 1);
+        !(light || acronym || copula)
+    });
 }
 
 /// A trap is a minimal edit of its twin: at most this many word edits (after fillers are dropped).

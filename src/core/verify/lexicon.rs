@@ -261,6 +261,31 @@ pub(crate) fn is_typo(a: &str, b: &str) -> bool {
     }
 }
 
+/// Whether one name is the other's short form: a prefix of 5+ letters that leaves a tail of at most
+/// 3 consonants (Postgres / PostgreSQL, Mongo / MongoDB, React / ReactJS). Shorter prefixes, longer
+/// tails and tails with a vowel make different names too often (Java / JavaScript, Niger / Nigeria,
+/// Swift / SwiftUI; Node / NodeJS is left out with them).
+pub(crate) fn is_short_form(a: &str, b: &str) -> bool {
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    let Some(tail) = long.strip_prefix(short) else { return false };
+    let n = tail.chars().count();
+    // a tail with a vowel is a word ending, not a short form: Niger / Nigeria, India / Indiana
+    short.chars().count() >= 5
+        && (1..=3).contains(&n)
+        && tail.chars().all(|c| c.is_alphabetic() && !"aeiouyáéíóúàèìòùäöü".contains(c))
+}
+
+/// Whether one word is the other with a derivational suffix that keeps what it is about
+/// (withdraw / withdrawal, quick / quickly, pay / payment): compared on the light
+/// stems, the longer is the shorter plus one of a few suffixes. Agent and patient suffixes (-er, -ee)
+/// are not among them: employer / employee / employ are different people.
+pub(crate) fn is_derivation(a: &str, b: &str) -> bool {
+    const SUFFIXES: &[&str] = &["al", "ment", "ion", "ance", "ence", "ness", "ity", "ly"];
+    let (sa, sb) = (stem(a), stem(b));
+    let (short, long) = if sa.len() <= sb.len() { (sa, sb) } else { (sb, sa) };
+    short.chars().count() >= 4 && long.strip_prefix(short.as_str()).is_some_and(|tail| SUFFIXES.contains(&tail))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,6 +300,31 @@ mod tests {
         assert_eq!(stem("banned"), stem("ban"));
         assert_eq!(stem("quotation"), stem("quote"));
         assert_ne!(stem("austria"), stem("australia"));
+    }
+
+    #[test]
+    fn short_forms() {
+        assert!(is_short_form("postgres", "postgresql"));
+        assert!(is_short_form("mongodb", "mongo"));
+        assert!(!is_short_form("java", "javascript"));
+        assert!(!is_short_form("node", "nodejs"));
+        assert!(!is_short_form("windows", "windows10"));
+        assert!(!is_short_form("python", "python"));
+        assert!(!is_short_form("niger", "nigeria"));
+        assert!(!is_short_form("india", "indiana"));
+        assert!(!is_short_form("swift", "swiftui"));
+    }
+
+    #[test]
+    fn derivations() {
+        assert!(is_derivation("withdrawal", "withdrawing"));
+        assert!(is_derivation("quickly", "quick"));
+        assert!(is_derivation("payment", "paying") || stem("paying").len() < 4);
+        // a final -e the stemmer cut is not restored: state / statement, place / placement differ
+        assert!(!is_derivation("statement", "state"));
+        assert!(!is_derivation("employer", "employee"));
+        assert!(!is_derivation("employ", "employer"));
+        assert!(!is_derivation("sale", "salt"));
     }
 
     #[test]

@@ -50,6 +50,11 @@ pub const NEGATIONS: &[&str] = &[
     "vermeiden",
     "verboten",
     "verbieten",
+    // Verben der Ablehnung: "abgelehnt" / "verweigert" sind dieselbe Polarität
+    "ablehnen",
+    "abgelehnt",
+    "verweigern",
+    "verweigert",
 ];
 pub const NEG_CONCORD: &[&str] = &["noch"];
 pub const CONTRASTS: &[(&[&str], &[&str])] = &[

@@ -292,6 +292,10 @@ pub const NEGATIONS: &[&str] = &[
     "exclude",
     "excluding",
     "except",
+    // refusal verbs count alike, so "refused" / "rejected" / "declined" are the same polarity
+    "reject",
+    "decline",
+    "denied",
 ];
 
 /// Words that only agree with an earlier negator in the same clause (not counted after one).
@@ -493,6 +497,12 @@ pub const SCOPE: &[&[&str]] = &[
     &["veteran"],
     &["disabled", "disability"],
 ];
+
+/// Words for a whole that takes in some scope classes: "pets" asks about dogs and cats too, so a
+/// class on one side that the other covers with its general word is no other question. (word,
+/// classes it covers: the first word of each class in SCOPE.)
+pub const SCOPE_HYPERNYMS: &[(&str, &[&str])] =
+    &[("pet", &["dog", "cat"]), ("pets", &["dog", "cat"]), ("animal", &["dog", "cat"]), ("animals", &["dog", "cat"])];
 
 /// Cardinal and ordinal number words.
 pub const NUMBERS: &[(&str, u64)] = &[
@@ -719,4 +729,19 @@ pub const SYNONYMS: &[&[&str]] = &[
     &["lock", "freeze"],
     &["unlock", "unfreeze"],
     &["write", "compose", "draft"],
+    // common paraphrase pairs; none is a pole of a contrast group against another member
+    &["stroller", "pushchair", "pram", "buggy"],
+    &["tired", "exhausted", "fatigued"],
+    &["ill", "sick", "unwell"],
+    &["plane", "aircraft", "airplane", "aeroplane"],
+    &["invoice", "bill"],
+    &["increase", "raise", "boost"],
+    &["decrease", "reduce", "lower"],
+    &["revert", "undo", "rollback"],
+    &["rule", "regulation"],
+    &["salary", "wage", "wages"],
+    &["document", "paperwork"],
+    // acronyms and the word they stand for
+    &["cpu", "processor"],
+    &["ram", "memory"],
 ];

@@ -57,6 +57,13 @@ pub const NEGATIONS: &[&str] = &[
     "evitar",
     "prohibir",
     "prohibido",
+    // verbos de rechazo: "rechazado" / "denegado" son la misma polaridad
+    "rechazar",
+    "rechazado",
+    "rechazada",
+    "denegar",
+    "denegado",
+    "denegada",
 ];
 pub const NEG_CONCORD: &[&str] =
     &["nada", "nadie", "ninguno", "ninguna", "ningún", "ningun", "nunca", "jamás", "jamas", "tampoco", "ni"];
@@ -130,7 +137,7 @@ pub const SCOPE: &[&[&str]] = &[
     &["business", "empresa", "empresas", "comercial"],
     &["personal", "particular"],
     &["international", "internacional", "extranjero"],
-    &["domestic", "nacional"],
+    &["domestic", "nacional", "doméstico", "doméstica", "domestico", "domestica"],
 ];
 pub const NUMBERS: &[(&str, u64)] = &[
     ("cero", 0),

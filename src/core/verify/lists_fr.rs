@@ -51,6 +51,13 @@ pub const NEGATIONS: &[&str] = &[
     "eviter",
     "interdit",
     "interdire",
+    // verbes de refus: "refusé" / "rejeté" sont la même polarité
+    "refuser",
+    "refusé",
+    "refusée",
+    "rejeter",
+    "rejeté",
+    "rejetée",
 ];
 pub const NEG_CONCORD: &[&str] = &["pas", "jamais", "rien", "aucun", "aucune", "ni", "nul", "nulle"];
 pub const CONTRASTS: &[(&[&str], &[&str])] = &[

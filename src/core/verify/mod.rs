@@ -14,7 +14,11 @@
 //!    not a phrase moved as a whole, or names/numbers in another order;
 //! 4. minimal edit: traps change one or two content words, paraphrases many. When at most 3 word
 //!    edits separate the prompts and a content word was substituted or added (typos and listed
-//!    synonyms aside), refuse (`substitution`, or `scope` for a pure addition).
+//!    synonyms aside), refuse (`substitution`, or `scope` for a pure addition). Not an edit: a
+//!    compound split on the other side (username / user name), a name's short form (Postgres /
+//!    PostgreSQL), a derivation (withdrawal / withdrawing), two light verbs before the same object
+//!    (make / submit a claim), a light head noun or a copula added next to a shared word (insurance
+//!    policy, PIN number, stays open).
 //!
 //! Word lists: lists_en.rs, lists_es.rs, lists_fr.rs, lists_de.rs (merged once in lexicon.rs).
 //! Cost: linear in the prompt length; the alignment looks at the last 64 words only, typo lookups
@@ -95,8 +99,8 @@ impl Refusal {
 /// time/scope words, 8 for a negator) and leaves heavily reworded pairs to the distance threshold.
 /// Numbers, units, opposite words, names and order are checked alike in both.
 /// Measured (verifier alone; should-hit served / must-not-hit refused):
-/// - fow-cache 0.1.0 pairs: Strict 82.7% / 94.7%, Balanced 87.7% / 90.3%;
-/// - our pairs (bench/quality/data/pairs_own.jsonl): Strict 80.5% / 99.6%, Balanced 92.0% / 99.6%.
+/// - fow-cache 0.1.0 pairs: Strict 85.0% / 94.7%, Balanced 90.0% / 90.3%;
+/// - our pairs (bench/quality/data/pairs_own.jsonl, 514): Strict 84.2% / 99.6%, Balanced 92.5% / 99.6%.
 ///
 /// Minimal-edit traps are refused at 100% by both; the traps Balanced serves more are reworded ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -2,7 +2,7 @@
 //! time and scope classes, names, content words and order relations.
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::lexicon::{is_typo, lexicon};
+use super::lexicon::{is_short_form, is_typo, lexicon};
 use super::tokens::{tokenize, Kind, Tok};
 
 /// Above this many tokens the fuzzy (typo) lookups are skipped to keep the check linear.
@@ -26,6 +26,8 @@ pub(crate) struct Profile {
     pub poles: BTreeSet<(u16, u8)>,
     pub time: BTreeSet<String>,
     pub scope: BTreeSet<&'static str>,
+    /// scope classes a general word here takes in ("pets": dog, cat)
+    pub covers: BTreeSet<&'static str>,
     /// name -> whether it is all-lowercase-insensitive key
     pub names: BTreeSet<String>,
     pub content: Vec<Content>,
@@ -60,6 +62,19 @@ fn content_key(t: &Tok) -> Option<String> {
     Some(lx.synonym.get(&t.stem).cloned().unwrap_or_else(|| t.stem.clone()))
 }
 
+/// A scope word used in another sense: "at home" / "from home" is where, not who (residential);
+/// "free up" is a verb, not the price. Minimal edits still see the word as content.
+fn not_scope(toks: &[Tok], i: usize) -> bool {
+    let w = toks[i].w.as_str();
+    let prev = i.checked_sub(1).map(|j| toks[j].w.as_str());
+    let next = toks.get(i + 1).map(|t| t.w.as_str());
+    (w == "home" && matches!(prev, Some("at" | "from" | "not" | "be" | "is" | "am" | "are" | "get" | "go" | "come" | "back")))
+        || (w == "free" && next == Some("up"))
+        // "be paid", "get paid": the passive of pay, not the paid tier
+        || (w == "paid"
+            && matches!(prev, Some("be" | "is" | "are" | "was" | "were" | "been" | "being" | "get" | "gets" | "got")))
+}
+
 impl Profile {
     pub(crate) fn new(text: &str) -> Profile {
         let lx = lexicon();
@@ -71,6 +86,7 @@ impl Profile {
             poles: BTreeSet::new(),
             time: BTreeSet::new(),
             scope: BTreeSet::new(),
+            covers: BTreeSet::new(),
             names: BTreeSet::new(),
             content: Vec::new(),
             relations: Vec::new(),
@@ -162,9 +178,33 @@ impl Profile {
                 p.time.insert(c.to_string());
                 p.class_words.push((c.to_string(), t.w.clone()));
             }
-            if let Some(&c) = lx.scope.get(&t.w) {
+            if let Some(&c) = lx.scope.get(&t.w).filter(|_| !not_scope(&toks, i)) {
                 p.scope.insert(c);
                 p.class_words.push((c.to_string(), t.w.clone()));
+            }
+            // A hyphenated class word the tokenizer split ("grown-up", "self-employed").
+            if let Some(&c) = toks.get(i + 1).and_then(|n| lx.scope.get(&format!("{}-{}", t.w, n.w))) {
+                p.scope.insert(c);
+                p.class_words.push((c.to_string(), t.w.clone()));
+            }
+            // "another country", "otro país", "un autre pays", "ein anderes Land": abroad.
+            let other = i.checked_sub(1).is_some_and(|j| {
+                matches!(
+                    toks[j].w.as_str(),
+                    "another" | "other" | "different" | "otro" | "otra" | "autre" | "anderes" | "anderen" | "andere"
+                )
+            });
+            if other
+                && matches!(
+                    t.w.as_str(),
+                    "country" | "countries" | "país" | "pais" | "países" | "paises" | "pays" | "land" | "länder"
+                )
+            {
+                p.scope.insert("international");
+                p.class_words.push(("international".to_string(), t.w.clone()));
+            }
+            if let Some((_, cs)) = super::lists_en::SCOPE_HYPERNYMS.iter().find(|(w, _)| *w == t.w) {
+                p.covers.extend(cs.iter().copied());
             }
             if t.name {
                 p.names.insert(t.w.replace('-', ""));
@@ -204,7 +244,7 @@ impl Profile {
         let st = super::lexicon::stem(name);
         // A token spelled the same (hyphens aside), with the same stem, or two adjacent tokens
         // that join to it ("wi fi" / "WiFi").
-        let same = |w: &str| w == name || (w.contains('-') && w.replace('-', "") == name);
+        let same = |w: &str| w == name || (w.contains('-') && w.replace('-', "") == name) || is_short_form(w, name);
         if self.toks.iter().any(|t| same(&t.w) || t.stem == st)
             || self.toks.windows(2).any(|p| {
                 name.len() == p[0].w.len() + p[1].w.len() && name.starts_with(&p[0].w) && name.ends_with(&p[1].w)
