@@ -124,11 +124,9 @@ impl Embedder {
         let mut v = self.embed_raw(text)?;
         self.calls += 1;
         // RediSearch's COSINE normalises too; local vectors are unit length already.
-        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        if !n.is_finite() || n <= f32::EPSILON {
+        if !semantic_cache::core::embed::l2_normalize(&mut v) {
             return Err("embedding has zero norm".into());
         }
-        v.iter_mut().for_each(|x| *x /= n);
         self.memo.insert(text.to_string(), v.clone());
         Ok(v)
     }

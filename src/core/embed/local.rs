@@ -303,12 +303,7 @@ fn load_tokenizer(json: &[u8], max_tokens: usize) -> Result<Tokenizer, LocalEmbe
 }
 
 fn normalize(v: &mut [f32]) -> Result<(), LocalEmbedError> {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if !norm.is_finite() || norm <= f32::EPSILON {
-        return Err(LocalEmbedError::Degenerate);
-    }
-    v.iter_mut().for_each(|x| *x /= norm);
-    Ok(())
+    super::l2_normalize(v).then_some(()).ok_or(LocalEmbedError::Degenerate)
 }
 
 #[cfg(semcache_embedded_model)]

@@ -7,3 +7,27 @@ pub mod local;
 pub mod model_meta;
 pub mod provider;
 pub mod static_model;
+
+/// Scales `v` to unit length (cosine distance on unit vectors is what the index and the
+/// thresholds assume). `false`, and `v` unchanged, when its norm is zero or not finite.
+pub fn l2_normalize(v: &mut [f32]) -> bool {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if !norm.is_finite() || norm <= f32::EPSILON {
+        return false;
+    }
+    v.iter_mut().for_each(|x| *x /= norm);
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn l2_normalize_scales_or_refuses() {
+        let mut v = vec![3.0f32, 4.0];
+        assert!(super::l2_normalize(&mut v));
+        assert!((v[0] - 0.6).abs() < 1e-6 && (v[1] - 0.8).abs() < 1e-6);
+        let mut z = vec![0.0f32; 4];
+        assert!(!super::l2_normalize(&mut z));
+        assert!(!super::l2_normalize(&mut [f32::NAN, 1.0]));
+    }
+}

@@ -157,11 +157,9 @@ impl<'a> StaticEmbedder<'a> {
                 *acc += f32::from(q as i8) * scale;
             }
         }
-        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        if !norm.is_finite() || norm <= f32::EPSILON {
+        if !super::l2_normalize(&mut v) {
             return Err(StaticEmbedError::Degenerate);
         }
-        v.iter_mut().for_each(|x| *x /= norm);
         Ok(v)
     }
 
