@@ -30,17 +30,9 @@ export CARGO_TARGET_DIR="$TARGET_DIR"
 log() { printf '[build-local] %s\n' "$*" >&2; }
 
 # --- python with numpy/onnx/safetensors (the venv of scripts/install.sh, or a minimal one) ---
-PY="$LOCAL/venv/bin/python"
-if [ ! -x "$PY" ]; then
-  log "creating $LOCAL/venv"
-  mkdir -p "$LOCAL"
-  python3 -m venv "$LOCAL/venv"
-fi
-if ! "$PY" -c 'import numpy, onnx, safetensors' 2>/dev/null; then
-  log "pip install numpy onnx safetensors (pins of requirements-test.txt)"
-  "$PY" -m pip install --disable-pip-version-check -q \
-    $(grep -E '^(numpy|onnx|safetensors|tokenizers)==' "$ROOT/requirements-test.txt" | sed 's/ .*//')
-fi
+# shellcheck source=scripts/model_python.sh
+. "$ROOT/scripts/model_python.sh"
+model_python "numpy, onnx, safetensors" "numpy,onnx,safetensors,tokenizers"
 
 # --- model files ---
 if [ ! -f "$MDIR/model.onnx" ] || [ ! -f "$MDIR/tokenizer.json" ]; then

