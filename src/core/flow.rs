@@ -426,31 +426,17 @@ impl Flow {
     }
 
     fn on_exact_reply(&mut self, req: Pending, reply: Option<&[u8]>, now: u64) -> Step {
-        let reply = match self.single_reply(reply) {
-            Ok(r) => r,
-            Err(e) => return self.redis_failed(&e),
-        };
-        match resp::parse_hmget(&reply) {
-            Ok(Some(fields)) => match exact_hit(fields) {
-                Some((body, created)) => self.hit(&req, &body, created, None, now),
-                None => self.redis_failed("exact entry lacks fields"),
-            },
+        match self.exact_result(reply) {
+            Ok(Some((body, created))) => self.hit(&req, &body, created, None, now),
             Ok(None) => self.start_embedding(req),
-            Err(e) => self.redis_failed(&e.to_string()),
+            Err(e) => self.redis_failed(&e),
         }
     }
 
     /// The exact reply while the embedding callout may still be in flight.
     fn on_racing_exact_reply(&mut self, mut r: Racing, reply: Option<&[u8]>, now: u64) -> Step {
-        let reply = match self.single_reply(reply) {
-            Ok(reply) => reply,
-            Err(e) => return self.redis_failed(&e),
-        };
-        match resp::parse_hmget(&reply) {
-            Ok(Some(fields)) => match exact_hit(fields) {
-                Some((body, created)) => self.hit(&r.req, &body, created, None, now),
-                None => self.redis_failed("exact entry lacks fields"),
-            },
+        match self.exact_result(reply) {
+            Ok(Some((body, created))) => self.hit(&r.req, &body, created, None, now),
             Ok(None) => match r.embedding.take() {
                 Some(result) => self.embedded(r.req, result),
                 None => {
@@ -459,7 +445,16 @@ impl Flow {
                     Step::wait(Vec::new())
                 }
             },
-            Err(e) => self.redis_failed(&e.to_string()),
+            Err(e) => self.redis_failed(&e),
+        }
+    }
+
+    /// The exact lookup's answer: the stored body and its creation time, `None` on a miss.
+    fn exact_result(&self, reply: Option<&[u8]>) -> Result<Option<(Vec<u8>, u64)>, String> {
+        match resp::parse_hmget(&self.single_reply(reply)?) {
+            Ok(Some(fields)) => exact_hit(fields).map(Some).ok_or_else(|| "exact entry lacks fields".to_string()),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e.to_string()),
         }
     }
 
