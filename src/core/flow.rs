@@ -465,32 +465,15 @@ impl Flow {
         };
         match resp::parse_search_all(&knn) {
             Ok(hits) => {
-                let mut cmds = Vec::new();
                 let query = search.req.settings.verify.map(|s| Query::with_strictness(&search.req.chat.embed_text, s));
-                // Nearest first; the first candidate within the threshold that the verifier
-                // accepts answers. A refused one is counted and the next is tried.
-                for hit in hits.iter().filter(|h| f64::from(h.distance) <= search.req.directives.threshold) {
-                    let verdict = match (&query, hit.prompt.as_deref()) {
-                        (None, _) => Ok(()),
-                        (Some(q), Some(stored)) => q.verify(stored),
-                        // Written before prompts were stored: nothing to verify against.
-                        (Some(_), None) => Err(Refusal::Substitution),
-                    };
-                    match verdict {
-                        Ok(()) => {
-                            let mut step = self.hit(&search.req, &hit.body, hit.created, Some(hit.distance), now);
-                            cmds.append(&mut step.cmds);
-                            return Step { cmds, next: step.next };
-                        }
-                        Err(r) => {
-                            cmds.push(Command::Count(Metric::Refused(r)));
-                            search.refused.get_or_insert(r);
-                        }
-                    }
-                }
-                let mut step = self.miss(search);
-                cmds.append(&mut step.cmds);
-                Step { cmds, next: step.next }
+                let (accepted, refusals) = first_accepted(query.as_ref(), search.req.directives.threshold, &hits);
+                search.refused = refusals.first().copied();
+                let mut step = match accepted {
+                    Some(h) => self.hit(&search.req, &h.body, h.created, Some(h.distance), now),
+                    None => self.miss(search),
+                };
+                step.cmds.splice(0..0, refusals.into_iter().map(|r| Command::Count(Metric::Refused(r))));
+                step
             }
             Err(resp::RespError::Server(msg)) if resp::is_missing_index(&msg) => self.miss(search),
             Err(resp::RespError::Server(msg)) if resp::is_dimension_mismatch(&msg) => {
@@ -685,6 +668,29 @@ fn store_allowed(p: &Pending) -> bool {
             (Some(max), Some(t)) => t <= max,
             _ => true,
         }
+}
+
+/// The nearest candidate within the threshold that the verifier accepts (`query`: `None` when
+/// `verify` is off), and the refusals of the nearer ones, in order. `hits` is nearest first.
+fn first_accepted<'h>(
+    query: Option<&Query>,
+    threshold: f64,
+    hits: &'h [resp::SearchHit],
+) -> (Option<&'h resp::SearchHit>, Vec<Refusal>) {
+    let mut refusals = Vec::new();
+    for hit in hits.iter().filter(|h| f64::from(h.distance) <= threshold) {
+        let verdict = match (query, hit.prompt.as_deref()) {
+            (None, _) => Ok(()),
+            (Some(q), Some(stored)) => q.verify(stored),
+            // Written before prompts were stored: nothing to verify against.
+            (Some(_), None) => Err(Refusal::Substitution),
+        };
+        match verdict {
+            Ok(()) => return (Some(hit), refusals),
+            Err(r) => refusals.push(r),
+        }
+    }
+    (None, refusals)
 }
 
 fn exact_hit(fields: Vec<Option<Vec<u8>>>) -> Option<(Vec<u8>, u64)> {
