@@ -330,13 +330,7 @@ fn field_str(value: &[u8], name: &'static str) -> Result<String, RespError> {
     String::from_utf8(value.to_vec()).map_err(|_| RespError::InvalidField(name))
 }
 
-/// Reads an `FT.SEARCH ... DIALECT 2` reply: `[total, key, [field, value, ...], ...]`, and
-/// returns the first document (see `parse_search_all`).
-pub fn parse_search(reply: &Reply) -> Result<Option<SearchHit>, RespError> {
-    Ok(parse_search_all(reply)?.into_iter().next())
-}
-
-/// Every document of an `FT.SEARCH ... DIALECT 2` reply, in reply order (nearest first with
+/// Every document of an `FT.SEARCH ... DIALECT 2` reply (`[total, key, [field, value, ...], ...]`), in reply order (nearest first with
 /// `SORTBY dist`). A document whose fields are nil is skipped: the hash expired between indexing
 /// and the search, which is a miss for that candidate, not a Redis failure.
 pub fn parse_search_all(reply: &Reply) -> Result<Vec<SearchHit>, RespError> {
@@ -497,6 +491,11 @@ pub fn is_dimension_mismatch(err_msg: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The nearest document only (what a KNN 1 answer holds).
+    fn parse_search(reply: &Reply) -> Result<Option<SearchHit>, RespError> {
+        Ok(parse_search_all(reply)?.into_iter().next())
+    }
 
     fn conn(user: Option<&str>, pw: Option<&str>, db: u32) -> RedisConn {
         RedisConn { username: user.map(str::to_string), password: pw.map(str::to_string), database: db }
