@@ -24,7 +24,7 @@ use crate::core::policy::{Policy, Provider, Settings};
 use crate::core::redis::resp::{self, RedisConn};
 use crate::core::redis::store::conn_of;
 use crate::core::request::{is_chat_path, parse_chat, ChatRequest};
-use crate::core::verify::{canonical, Query, Refusal};
+use crate::core::verify::{canonical, Query, Refusal, Strictness};
 
 const ENTRY_FIELDS: [&str; 4] = ["body", "ctype", "created", "model"];
 
@@ -465,8 +465,9 @@ impl Flow {
         };
         match resp::parse_search_all(&knn) {
             Ok(hits) => {
-                let query = search.req.settings.verify.map(|s| Query::with_strictness(&search.req.chat.embed_text, s));
-                let (accepted, refusals) = first_accepted(query.as_ref(), search.req.directives.threshold, &hits);
+                let req = &search.req;
+                let (accepted, refusals) =
+                    first_accepted(req.settings.verify, &req.chat.embed_text, req.directives.threshold, &hits);
                 search.refused = refusals.first().copied();
                 let mut step = match accepted {
                     Some(h) => self.hit(&search.req, &h.body, h.created, Some(h.distance), now),
@@ -670,18 +671,21 @@ fn store_allowed(p: &Pending) -> bool {
         }
 }
 
-/// The nearest candidate within the threshold that the verifier accepts (`query`: `None` when
-/// `verify` is off), and the refusals of the nearer ones, in order. `hits` is nearest first.
+/// The nearest candidate within the threshold that the verifier accepts (`verify`: `None` when
+/// it is off), and the refusals of the nearer ones, in order. `hits` is nearest first. The
+/// request's prompt is analysed only once a candidate needs it (most misses have none).
 fn first_accepted<'h>(
-    query: Option<&Query>,
+    verify: Option<Strictness>,
+    prompt: &str,
     threshold: f64,
     hits: &'h [resp::SearchHit],
 ) -> (Option<&'h resp::SearchHit>, Vec<Refusal>) {
     let mut refusals = Vec::new();
+    let mut query: Option<Query> = None;
     for hit in hits.iter().filter(|h| f64::from(h.distance) <= threshold) {
-        let verdict = match (query, hit.prompt.as_deref()) {
+        let verdict = match (verify, hit.prompt.as_deref()) {
             (None, _) => Ok(()),
-            (Some(q), Some(stored)) => q.verify(stored),
+            (Some(s), Some(stored)) => query.get_or_insert_with(|| Query::with_strictness(prompt, s)).verify(stored),
             // Written before prompts were stored: nothing to verify against.
             (Some(_), None) => Err(Refusal::Substitution),
         };
