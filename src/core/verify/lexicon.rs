@@ -22,7 +22,8 @@ pub(crate) struct Lexicon {
     pub number: HashMap<&'static str, u64>,
     pub scale: HashMap<&'static str, u64>,
     pub one_pronoun: HashSet<&'static str>,
-    /// stem -> currency class (compared anywhere)
+    /// lowercase word (and its plural) -> currency class (compared anywhere). Not stemmed: the stemmer
+    /// turns "France" into "franc".
     pub currency: HashMap<String, &'static str>,
     /// stem -> unit class (only right after a number)
     pub unit: HashMap<String, &'static str>,
@@ -147,7 +148,7 @@ fn build() -> Lexicon {
     }
     lx.scale.extend(en::SCALES.iter().copied());
     for l in [en::CURRENCIES, es::CURRENCIES, fr::CURRENCIES, de::CURRENCIES] {
-        classes(&mut lx.currency, l);
+        surface_classes(&mut lx.currency, l);
     }
     for l in [en::UNITS, en::DURATIONS, es::DURATIONS, fr::DURATIONS, de::DURATIONS] {
         classes(&mut lx.unit, l);
@@ -167,6 +168,17 @@ fn build() -> Lexicon {
         }
     }
     lx
+}
+
+impl Lexicon {
+    /// The currency class of a word as written (any case), if it names one.
+    pub(crate) fn currency_of(&self, word: &str) -> Option<&'static str> {
+        if word.chars().any(char::is_uppercase) {
+            self.currency.get(&word.to_lowercase()).copied()
+        } else {
+            self.currency.get(word).copied()
+        }
+    }
 }
 
 /// Light stemmer (English-shaped, applied to every language alike so both sides fold the same way):

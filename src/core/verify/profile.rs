@@ -113,7 +113,7 @@ impl Profile {
                 }
                 continue;
             }
-            if let Some(&c) = lx.currency.get(&t.stem) {
+            if let Some(c) = lx.currency_of(&t.w) {
                 p.units.push(c);
                 p.currencies.push(c.to_string());
                 // "£50" and "50 pounds": a currency right before a number goes after it in key_seq.
@@ -219,7 +219,7 @@ impl Profile {
             if lx.order_marker.contains(t.w.as_str()) {
                 if let Some(next) = toks[i + 1..].iter().find_map(|n| match &n.kind {
                     Kind::Num(v) => Some(v.clone()),
-                    Kind::Word => lx.currency.get(&n.stem).map(|c| c.to_string()).or_else(|| content_key(n)),
+                    Kind::Word => lx.currency_of(&n.w).map(|c| c.to_string()).or_else(|| content_key(n)),
                 }) {
                     p.relations.push((t.w.clone(), next));
                 }

@@ -447,3 +447,11 @@ fn short_forms_keep_related_names_apart() {
     refused("What is the capital of India?", "What is the capital of Indiana?", Refusal::Entity);
     refused("How do I add a button in Swift?", "How do I add a button in SwiftUI?", Refusal::Entity);
 }
+
+#[test]
+fn country_names_are_not_currencies() {
+    // The stemmer folds "France" to "franc"; currencies are matched on the word as written.
+    refused("What is the capital of France?", "What is the capital of Germany?", Refusal::Entity);
+    refused("Convert 50 francs to euros", "Convert 50 dollars to euros", Refusal::Unit);
+    passes("Convert 50 CHF to EUR", "convert 50 francs to euros");
+}

@@ -173,10 +173,7 @@ fn split_number(word: &str, out: &mut Vec<(String, bool)>) {
     let num = norm_number(num);
     if suffix.is_empty() || matches!(suffix, "st" | "nd" | "rd" | "th" | "s") {
         out.push((num, true));
-    } else if suffix == "%"
-        || suffix == "k"
-        || lx.unit.contains_key(&stem(suffix))
-        || lx.currency.contains_key(&stem(suffix))
+    } else if suffix == "%" || suffix == "k" || lx.unit.contains_key(&stem(suffix)) || lx.currency_of(suffix).is_some()
     {
         out.push((num, true));
         out.push((suffix.to_string(), false));
