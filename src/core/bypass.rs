@@ -1,6 +1,6 @@
 //! Why a request bypasses the cache; `code()` is the `x-cache-bypass-reason` value.
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BypassReason {
     /// Not a POST.
     Method,
@@ -27,6 +27,24 @@ pub enum BypassReason {
 }
 
 impl BypassReason {
+    /// Every reason, for the per-reason counters (`semantic_cache.bypass.<code>`).
+    pub const ALL: [BypassReason; 14] = [
+        BypassReason::Method,
+        BypassReason::Path,
+        BypassReason::NoBody,
+        BypassReason::DimensionMismatch,
+        BypassReason::BodyTooLarge,
+        BypassReason::Disabled,
+        BypassReason::SkipHeader,
+        BypassReason::NoStore,
+        BypassReason::InvalidJson,
+        BypassReason::NotChat,
+        BypassReason::NotCacheable,
+        BypassReason::EmbeddingError,
+        BypassReason::RedisError,
+        BypassReason::PolicyInvalid,
+    ];
+
     pub fn code(&self) -> &'static str {
         match self {
             BypassReason::Method => "method",
@@ -43,6 +61,38 @@ impl BypassReason {
             BypassReason::EmbeddingError => "embedding-error",
             BypassReason::RedisError => "redis-error",
             BypassReason::PolicyInvalid => "policy-invalid",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fails to compile when a reason is added without a place in `ALL` (and so without a counter).
+    fn position(r: BypassReason) -> usize {
+        match r {
+            BypassReason::Method => 0,
+            BypassReason::Path => 1,
+            BypassReason::NoBody => 2,
+            BypassReason::DimensionMismatch => 3,
+            BypassReason::BodyTooLarge => 4,
+            BypassReason::Disabled => 5,
+            BypassReason::SkipHeader => 6,
+            BypassReason::NoStore => 7,
+            BypassReason::InvalidJson => 8,
+            BypassReason::NotChat => 9,
+            BypassReason::NotCacheable => 10,
+            BypassReason::EmbeddingError => 11,
+            BypassReason::RedisError => 12,
+            BypassReason::PolicyInvalid => 13,
+        }
+    }
+
+    #[test]
+    fn all_lists_every_reason_once() {
+        for (i, r) in BypassReason::ALL.iter().enumerate() {
+            assert_eq!(position(*r), i, "{r:?}");
         }
     }
 }

@@ -13,6 +13,7 @@ use crate::core::capture::{Capture, StoreRules};
 use crate::core::decision::{decide, Directives, RequestHeaders};
 use crate::core::embed::provider::{self, EmbedCall, EmbedError};
 use crate::core::entry;
+use crate::core::facts;
 use crate::core::headers::{
     bypass_headers, DISTANCE_HEADER, KEY_HEADER, MATCH_HEADER, OVERRIDES_HEADER, REFUSED_HEADER, STATUS_HEADER,
     THRESHOLD_HEADER,
@@ -21,12 +22,15 @@ use crate::core::key::{entry_key, partition_tag, PartitionInputs};
 use crate::core::log::Level;
 use crate::core::metrics::Metric;
 use crate::core::policy::{Policy, Provider, Settings};
+use crate::core::purge::{self, Progress, Purge, Selectors};
 use crate::core::redis::resp::{self, RedisConn};
 use crate::core::redis::store::conn_of;
 use crate::core::request::{is_chat_path, parse_chat, ChatRequest};
+use crate::core::savings::{self, Savings};
 use crate::core::verify::{canonical, Query, Refusal, Strictness};
 
-const ENTRY_FIELDS: [&str; 4] = ["body", "ctype", "created", "model"];
+const ENTRY_FIELDS: [&str; 7] =
+    ["body", "ctype", "created", "model", savings::FIELDS[0], savings::FIELDS[1], savings::FIELDS[2]];
 
 #[derive(Debug, PartialEq)]
 pub enum Command {
@@ -47,6 +51,10 @@ pub enum Command {
     /// Enqueue this RESP pipeline to be written by the root context (survives the stream).
     Store(Vec<u8>),
     Count(Metric),
+    /// Add this much to a counter (tokens, milliseconds).
+    CountBy(Metric, u64),
+    /// A per-request fact for access logs (core/facts.rs).
+    Fact(&'static str, String),
     Log(Level, String),
 }
 
@@ -119,6 +127,12 @@ enum State {
     /// A miss with nothing (more) to store.
     MissDone,
     Bypass(BypassReason),
+    /// An authorised purge request: waiting for its body.
+    PurgeBody,
+    /// A purge round in flight.
+    Purging(Box<Purge>),
+    /// Answered locally by the purge endpoint (or its refusal).
+    Admin,
 }
 
 impl State {
@@ -135,6 +149,9 @@ impl State {
             State::Capturing(_) => "capturing",
             State::MissDone => "miss-done",
             State::Bypass(_) => "bypass",
+            State::PurgeBody => "purge-body",
+            State::Purging(_) => "purging",
+            State::Admin => "admin",
         }
     }
 }
@@ -154,6 +171,8 @@ struct Pending {
     chat: ChatRequest,
     tag: String,
     key: String,
+    /// The purge selectors written with the entry.
+    sel: Selectors,
 }
 
 /// A request with its embedding.
@@ -183,15 +202,27 @@ struct Capturing {
 pub struct Flow {
     policy: Rc<Policy>,
     state: State,
+    /// The miss's origin latency, set by the host when the response ends (before the store).
+    origin_ms: u64,
 }
 
 impl Flow {
     pub fn new(policy: Rc<Policy>) -> Self {
-        Flow { policy, state: State::Start }
+        Flow { policy, state: State::Start, origin_ms: 0 }
     }
 
     pub fn is_buffering(&self) -> bool {
-        matches!(self.state, State::Buffering(_))
+        matches!(self.state, State::Buffering(_) | State::PurgeBody)
+    }
+
+    /// A purge request (not a lookup: no lookup timing).
+    pub fn is_purge(&self) -> bool {
+        matches!(self.state, State::PurgeBody | State::Purging(_) | State::Admin)
+    }
+
+    /// From the request going upstream (a miss) to the end of the response; stored with the entry.
+    pub fn set_origin_ms(&mut self, ms: u64) {
+        self.origin_ms = ms;
     }
 
     /// Whether response body chunks are wanted (a miss whose answer may be stored).
@@ -217,6 +248,12 @@ impl Flow {
     /// Request headers. Waits when the body must be buffered, continues when the request
     /// bypasses the cache.
     pub fn on_request_headers(&mut self, m: &RequestMeta) -> Step {
+        if let Some(key) = &self.policy.purge.key {
+            if m.path.split('?').next() == Some(self.policy.purge.path.as_str()) {
+                let key = key.clone();
+                return self.purge_headers(m, &key);
+            }
+        }
         let cmds = vec![Command::Count(Metric::Requests)];
         let (settings, rule) = self.policy.settings_for(m.method, m.path, m.route_name);
         let reason = if !m.method.eq_ignore_ascii_case("POST") {
@@ -282,6 +319,7 @@ impl Flow {
     pub fn on_request_body(&mut self, body: &[u8], path: &str) -> Step {
         let i = match std::mem::replace(&mut self.state, State::Start) {
             State::Buffering(i) => i,
+            State::PurgeBody => return self.purge_body(body),
             other => return self.ignore(other, "request body"),
         };
         let chat =
@@ -298,8 +336,10 @@ impl Flow {
         });
         // The exact tier keys on the canonical form, so near-repeats (case, punctuation, quotes,
         // contractions) are answered without an embedding; see verify/canon.rs.
-        let key = entry_key(&self.policy.vector_store.key_prefix, &tag, &canonical(&chat.embed_text));
-        let req = Pending { settings: i.settings, directives: i.directives, chat, tag, key };
+        let text = canonical(&chat.embed_text);
+        let key = entry_key(&self.policy.vector_store.prefix, &tag, &text);
+        let sel = Selectors::of_entry(i.tenant.as_deref(), &i.directives.user_key, &chat.model, &text);
+        let req = Pending { settings: i.settings, directives: i.directives, chat, tag, key, sel };
         if !req.directives.lookup {
             // `no-cache`: no lookup, but the answer is stored, which needs its vector.
             return self.start_embedding(req);
@@ -399,7 +439,7 @@ impl Flow {
             return self.miss(search);
         }
         let vs = &self.policy.vector_store;
-        let knn = resp::ft_search_knn(&vs.index_name, &search.req.tag, &search.vector, search.req.settings.top_k);
+        let knn = resp::ft_search_knn(&vs.index, &search.req.tag, &search.vector, search.req.settings.top_k);
         let pipeline = self.pipeline(&[knn]);
         self.state = State::Searching(search);
         Step::wait(vec![Command::Redis(pipeline)])
@@ -411,6 +451,7 @@ impl Flow {
             State::ExactLookup(req) => self.on_exact_reply(req, reply, now_secs),
             State::Racing(r) => self.on_racing_exact_reply(*r, reply, now_secs),
             State::Searching(search) => self.on_search_reply(search, reply, now_secs),
+            State::Purging(p) => self.purge_reply(*p, reply),
             other => self.ignore(other, "redis reply"),
         }
     }
@@ -427,7 +468,7 @@ impl Flow {
 
     fn on_exact_reply(&mut self, req: Pending, reply: Option<&[u8]>, now: u64) -> Step {
         match self.exact_result(reply) {
-            Ok(Some((body, created))) => self.hit(&req, &body, created, None, now),
+            Ok(Some((body, created, saved))) => self.hit(&req, &body, created, None, saved, now),
             Ok(None) => self.start_embedding(req),
             Err(e) => self.redis_failed(&e),
         }
@@ -436,7 +477,7 @@ impl Flow {
     /// The exact reply while the embedding callout may still be in flight.
     fn on_racing_exact_reply(&mut self, mut r: Racing, reply: Option<&[u8]>, now: u64) -> Step {
         match self.exact_result(reply) {
-            Ok(Some((body, created))) => self.hit(&r.req, &body, created, None, now),
+            Ok(Some((body, created, saved))) => self.hit(&r.req, &body, created, None, saved, now),
             Ok(None) => match r.embedding.take() {
                 Some(result) => self.embedded(r.req, result),
                 None => {
@@ -449,8 +490,8 @@ impl Flow {
         }
     }
 
-    /// The exact lookup's answer: the stored body and its creation time, `None` on a miss.
-    fn exact_result(&self, reply: Option<&[u8]>) -> Result<Option<(Vec<u8>, u64)>, String> {
+    /// The exact lookup's answer: the stored body, its creation time and savings, `None` on a miss.
+    fn exact_result(&self, reply: Option<&[u8]>) -> Result<Option<(Vec<u8>, u64, Savings)>, String> {
         match resp::parse_hmget(&self.single_reply(reply)?) {
             Ok(Some(fields)) => exact_hit(fields).map(Some).ok_or_else(|| "exact entry lacks fields".to_string()),
             Ok(None) => Ok(None),
@@ -470,7 +511,7 @@ impl Flow {
                     first_accepted(req.settings.verify, &req.chat.embed_text, req.directives.threshold, &hits);
                 search.refused = refusals.first().copied();
                 let mut step = match accepted {
-                    Some(h) => self.hit(&search.req, &h.body, h.created, Some(h.distance), now),
+                    Some(h) => self.hit(&search.req, &h.body, h.created, Some(h.distance), h.savings, now),
                     None => self.miss(search),
                 };
                 step.cmds.splice(0..0, refusals.into_iter().map(|r| Command::Count(Metric::Refused(r))));
@@ -484,7 +525,7 @@ impl Flow {
                         Level::Error,
                         format!(
                             "vector dimension mismatch: index `{}` was created with another DIM than embedding.dimensions={} ({msg}); drop the index or use another vectorStore.indexName",
-                            self.policy.vector_store.index_name, self.policy.embedding.dimensions
+                            self.policy.vector_store.index, self.policy.embedding.dimensions
                         ),
                     ),
                 ];
@@ -505,7 +546,15 @@ impl Flow {
         self.bypass(BypassReason::RedisError, cmds)
     }
 
-    fn hit(&mut self, req: &Pending, stored: &[u8], created: u64, distance: Option<f32>, now: u64) -> Step {
+    fn hit(
+        &mut self,
+        req: &Pending,
+        stored: &[u8],
+        created: u64,
+        distance: Option<f32>,
+        saved: Savings,
+        now: u64,
+    ) -> Step {
         let (body, ctype) = if req.chat.stream {
             match entry::render_sse(stored, req.chat.include_usage) {
                 Ok(b) => (b, entry::SSE_CONTENT_TYPE),
@@ -515,32 +564,51 @@ impl Flow {
         } else {
             (entry::render_json(stored), entry::JSON_CONTENT_TYPE)
         };
+        let tier = if distance.is_some() { "semantic" } else { "exact" };
+        let dist = format!("{:.4}", distance.unwrap_or(0.0).max(0.0));
         let mut headers = vec![
             ("content-type".to_string(), ctype.to_string()),
             (STATUS_HEADER.to_string(), "HIT".to_string()),
-            (MATCH_HEADER.to_string(), if distance.is_some() { "semantic" } else { "exact" }.to_string()),
-            (DISTANCE_HEADER.to_string(), format!("{:.4}", distance.unwrap_or(0.0).max(0.0))),
+            (MATCH_HEADER.to_string(), tier.to_string()),
+            (DISTANCE_HEADER.to_string(), dist.clone()),
             ("age".to_string(), now.saturating_sub(created).to_string()),
         ];
         if req.chat.stream {
             headers.push(("cache-control".to_string(), "no-cache".to_string()));
         }
         self.state = State::Answered;
-        // The request stays paused: the local reply ends it.
-        Step::wait(vec![
+        let mut cmds = vec![
             Command::Count(if distance.is_some() { Metric::HitSemantic } else { Metric::HitExact }),
-            Command::Respond { status: 200, headers, body },
-        ])
+            Command::Fact(facts::STATUS, "HIT".into()),
+            Command::Fact(facts::TIER, tier.into()),
+            Command::Fact(facts::DISTANCE, dist),
+            Command::Fact(facts::PARTITION, req.tag.clone()),
+        ];
+        cmds.extend(saved.increments().into_iter().map(|(m, n)| Command::CountBy(m, n)));
+        // The request stays paused: the local reply ends it.
+        cmds.push(Command::Respond { status: 200, headers, body });
+        Step::wait(cmds)
     }
 
     fn miss(&mut self, search: Search) -> Step {
+        let mut cmds = vec![
+            Command::Count(Metric::Miss),
+            Command::Fact(facts::STATUS, "MISS".into()),
+            Command::Fact(facts::PARTITION, search.req.tag.clone()),
+        ];
+        if let Some(r) = search.refused {
+            cmds.push(Command::Fact(facts::REFUSED, r.code().into()));
+        }
         self.state = State::Miss(search);
-        Step::go(vec![Command::Count(Metric::Miss)])
+        Step::go(cmds)
     }
 
     fn bypass(&mut self, reason: BypassReason, mut cmds: Vec<Command>) -> Step {
         self.state = State::Bypass(reason);
         cmds.push(Command::Count(Metric::Bypass));
+        cmds.push(Command::Count(Metric::Bypassed(reason)));
+        cmds.push(Command::Fact(facts::STATUS, "BYPASS".into()));
+        cmds.push(Command::Fact(facts::BYPASS_REASON, reason.code().into()));
         cmds.push(Command::Log(Level::Debug, format!("bypass: {}", reason.code())));
         Step::go(cmds)
     }
@@ -557,8 +625,8 @@ impl Flow {
             h
         };
         let headers = match std::mem::replace(&mut self.state, State::Start) {
-            State::Answered => {
-                self.state = State::Answered;
+            s @ (State::Answered | State::Admin) => {
+                self.state = s;
                 Vec::new()
             }
             State::Miss(search) => {
@@ -588,7 +656,9 @@ impl Flow {
             | State::ExactLookup(_)
             | State::Embedding(_)
             | State::Racing(_)
-            | State::Searching(_) => {
+            | State::Searching(_)
+            | State::PurgeBody
+            | State::Purging(_) => {
                 self.state = State::Bypass(BypassReason::NotCacheable);
                 bypass_headers(BypassReason::NotCacheable)
             }
@@ -625,21 +695,22 @@ impl Flow {
         let vs = &self.policy.vector_store;
         let created = now_secs.to_string();
         let blob = resp::vector_blob(&vector);
+        let saved = Savings::from_body(&stored.body, self.origin_ms).values();
+        let mut fields: Vec<(&str, &[u8])> = vec![
+            ("partition", req.tag.as_bytes()),
+            ("vec", &blob),
+            ("body", &stored.body),
+            ("ctype", stored.content_type.as_bytes()),
+            ("created", created.as_bytes()),
+            ("model", req.chat.model.as_bytes()),
+            // What the verifier compares a later candidate with (README: stored data).
+            ("prompt", req.chat.embed_text.as_bytes()),
+        ];
+        fields.extend(savings::FIELDS.iter().zip(&saved).map(|(f, v)| (*f, v.as_bytes())));
+        fields.extend(req.sel.fields().into_iter().map(|(f, v)| (f, v.as_bytes())));
         let pipeline = self.pipeline(&[
-            resp::ft_create(&vs.index_name, &vs.key_prefix, self.policy.embedding.dimensions),
-            resp::hset(
-                &req.key,
-                &[
-                    ("partition", req.tag.as_bytes()),
-                    ("vec", &blob),
-                    ("body", &stored.body),
-                    ("ctype", stored.content_type.as_bytes()),
-                    ("created", created.as_bytes()),
-                    ("model", req.chat.model.as_bytes()),
-                    // What the verifier compares a later candidate with (README: stored data).
-                    ("prompt", req.chat.embed_text.as_bytes()),
-                ],
-            ),
+            resp::ft_create(&vs.index, &vs.prefix, self.policy.embedding.dimensions),
+            resp::hset(&req.key, &fields),
             resp::expire(&req.key, req.directives.ttl_secs),
         ]);
         vec![Command::Store(pipeline)]
@@ -652,6 +723,80 @@ impl Flow {
         }
     }
 
+    /// The purge path: refused without the right key (nothing deleted, nothing forwarded);
+    /// otherwise purges at once (no body: everything) or waits for the selection body.
+    fn purge_headers(&mut self, m: &RequestMeta, key: &str) -> Step {
+        let refuse = |status: u32, msg: &str| {
+            let body = serde_json::json!({ "error": msg }).to_string().into_bytes();
+            let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
+            if status == 401 {
+                headers.push(("www-authenticate".to_string(), "Bearer".to_string()));
+            }
+            vec![
+                Command::Count(Metric::PurgeDenied),
+                Command::Log(Level::Info, format!("purge refused ({status}): {msg}")),
+                Command::Respond { status, headers, body },
+            ]
+        };
+        self.state = State::Admin;
+        let cmds = match purge::presented_key(m.header) {
+            None => refuse(401, "purge key required"),
+            Some(k) if !purge::key_matches(&k, key) => refuse(403, "wrong purge key"),
+            Some(_) if !m.method.eq_ignore_ascii_case("POST") => {
+                vec![Command::Respond {
+                    status: 405,
+                    headers: vec![("allow".to_string(), "POST".to_string())],
+                    body: b"{\"error\":\"use POST\"}".to_vec(),
+                }]
+            }
+            Some(_) if m.end_of_stream => return self.purge_start(&Selectors::default()),
+            Some(_) => {
+                self.state = State::PurgeBody;
+                Vec::new()
+            }
+        };
+        Step::wait(cmds)
+    }
+
+    fn purge_body(&mut self, body: &[u8]) -> Step {
+        match purge::parse_selection(&self.policy, body) {
+            Ok(sel) => self.purge_start(&sel),
+            Err(msg) => {
+                self.state = State::Admin;
+                let body = serde_json::json!({ "error": msg }).to_string().into_bytes();
+                Step::wait(vec![Command::Respond { status: 400, headers: json_headers(), body }])
+            }
+        }
+    }
+
+    fn purge_start(&mut self, sel: &Selectors) -> Step {
+        let mut p = Box::new(Purge::new(sel));
+        let pipeline = p.pipeline(&self.policy);
+        self.state = State::Purging(p);
+        Step::wait(vec![Command::Redis(pipeline)])
+    }
+
+    fn purge_reply(&mut self, mut p: Purge, reply: Option<&[u8]>) -> Step {
+        let (status, body, mut cmds) = match p.on_reply(&self.policy, reply) {
+            Ok(Progress::More(pipeline)) => {
+                self.state = State::Purging(Box::new(p));
+                return Step::wait(vec![Command::Redis(pipeline)]);
+            }
+            Ok(Progress::Done(body)) => (200, body, vec![Command::Count(Metric::Purge)]),
+            Err(e) => {
+                let body = serde_json::json!({ "error": "redis failed", "deleted": p.deleted }).to_string();
+                (503, body.into_bytes(), vec![Command::Log(Level::Warn, format!("purge failed: {e}"))])
+            }
+        };
+        self.state = State::Admin;
+        cmds.push(Command::Log(Level::Info, format!("purge: {} entries deleted", p.deleted)));
+        if p.deleted > 0 {
+            cmds.push(Command::CountBy(Metric::PurgedEntries, p.deleted));
+        }
+        cmds.push(Command::Respond { status, headers: json_headers(), body });
+        Step::wait(cmds)
+    }
+
     fn conn(&self) -> RedisConn {
         conn_of(&self.policy)
     }
@@ -659,6 +804,10 @@ impl Flow {
     fn pipeline(&self, cmds: &[Vec<Vec<u8>>]) -> Vec<u8> {
         resp::pipeline(&self.conn(), cmds)
     }
+}
+
+fn json_headers() -> Vec<(String, String)> {
+    vec![("content-type".to_string(), "application/json".to_string())]
 }
 
 fn store_allowed(p: &Pending) -> bool {
@@ -697,12 +846,15 @@ fn first_accepted<'h>(
     (None, refusals)
 }
 
-fn exact_hit(fields: Vec<Option<Vec<u8>>>) -> Option<(Vec<u8>, u64)> {
+fn exact_hit(fields: Vec<Option<Vec<u8>>>) -> Option<(Vec<u8>, u64, Savings)> {
     let mut it = fields.into_iter();
     let body = it.next()??;
     let _ctype = it.next()?;
     let created = it.next()?.and_then(|c| String::from_utf8(c).ok()).and_then(|c| c.parse().ok()).unwrap_or(0);
-    Some((body, created))
+    let _model = it.next();
+    let rest: Vec<Option<Vec<u8>>> = it.collect();
+    let value = |i: usize| rest.get(i).and_then(|v| v.as_deref());
+    Some((body, created, Savings::from_values([value(0), value(1), value(2)])))
 }
 
 #[cfg(test)]

@@ -457,3 +457,45 @@ fn serial_lookup_embeds_only_after_the_exact_miss() {
     let cmds = f.on_redis_reply(Some(&redis(NIL4)), 1).cmds;
     assert!(matches!(cmds.as_slice(), [Command::Embed(_)]), "{cmds:?}");
 }
+
+#[test]
+fn hits_count_what_the_entry_saved_and_every_outcome_sets_its_facts() {
+    let fact = |cmds: &[Command], name: &str| {
+        cmds.iter().find_map(|c| match c {
+            Command::Fact(n, v) if *n == name => Some(v.clone()),
+            _ => None,
+        })
+    };
+    // exact hit of an entry stored with its savings
+    let mut f = Flow::new(policy(serde_json::json!({})));
+    let none = |_: &str| None;
+    f.on_request_headers(&headers("POST", PATH, &none));
+    f.on_request_body(&body("hello", serde_json::json!({})), PATH);
+    let fields = [COMPLETION, "application/json", "100", "gpt", "12", "7", "840"];
+    let reply = format!("*7\r\n{}", fields.iter().map(|v| bulk(v)).collect::<String>());
+    let Step { cmds, .. } = f.on_redis_reply(Some(&redis(&reply)), 130);
+    for m in [(Metric::TokensSavedPrompt, 12), (Metric::TokensSavedCompletion, 7), (Metric::TimeSavedMs, 840)] {
+        assert!(cmds.contains(&Command::CountBy(m.0, m.1)), "{m:?} in {cmds:?}");
+    }
+    assert_eq!(fact(&cmds, crate::core::facts::STATUS).as_deref(), Some("HIT"));
+    assert_eq!(fact(&cmds, crate::core::facts::TIER).as_deref(), Some("exact"));
+    assert_eq!(fact(&cmds, crate::core::facts::DISTANCE).as_deref(), Some("0.0000"));
+    assert_eq!(fact(&cmds, crate::core::facts::PARTITION).map(|p| p.len()), Some(32));
+    // semantic hit of an entry without savings fields: nothing added
+    let mut f = Flow::new(policy(serde_json::json!({})));
+    to_search(&mut f, "hello", serde_json::json!({}));
+    let Step { cmds, .. } = f.on_redis_reply(Some(&redis(&search_reply("0.15"))), 200);
+    assert!(!cmds.iter().any(|c| matches!(c, Command::CountBy(..))));
+    assert_eq!(fact(&cmds, crate::core::facts::TIER).as_deref(), Some("semantic"));
+    assert_eq!(fact(&cmds, crate::core::facts::DISTANCE).as_deref(), Some("0.1500"));
+    // miss and bypass
+    let mut f = Flow::new(policy(serde_json::json!({})));
+    to_search(&mut f, "hello", serde_json::json!({}));
+    let Step { cmds, .. } = f.on_redis_reply(Some(&redis("*1\r\n:0\r\n")), 200);
+    assert_eq!(fact(&cmds, crate::core::facts::STATUS).as_deref(), Some("MISS"));
+    let mut f = Flow::new(policy(serde_json::json!({})));
+    let Step { cmds, .. } = f.on_request_headers(&headers("GET", PATH, &none));
+    assert_eq!(fact(&cmds, crate::core::facts::STATUS).as_deref(), Some("BYPASS"));
+    assert_eq!(fact(&cmds, crate::core::facts::BYPASS_REASON).as_deref(), Some("method"));
+    assert!(cmds.contains(&Command::Count(Metric::Bypassed(crate::core::bypass::BypassReason::Method))));
+}

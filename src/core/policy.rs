@@ -69,9 +69,46 @@ pub struct VectorStore {
     pub username: Option<String>,
     pub password: Option<String>,
     pub database: u32,
+    /// As configured (`vectorStore.indexName` / `keyPrefix`).
     pub index_name: String,
     pub key_prefix: String,
+    /// What the filter uses: the configured names plus the embedding fingerprint (see
+    /// `embedding_fingerprint`), so another embedding model or `dimensions` gets its own index and
+    /// keys and never meets entries embedded by the old one.
+    pub index: String,
+    pub prefix: String,
     pub timeout_ms: u64,
+}
+
+/// The purge endpoint (core/purge.rs); off without a key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PurgeConfig {
+    pub path: String,
+    pub key: Option<String>,
+}
+
+/// Shortest purge key accepted.
+pub const MIN_PURGE_KEY: usize = 16;
+
+/// Version of the entry layout (hash fields and index schema); part of the fingerprint so a
+/// layout change gets a new index instead of an old index without the new fields.
+const ENTRY_LAYOUT: &str = "v2";
+
+/// 8 hex chars identifying what produced the stored vectors: provider, model (for `local`, the
+/// model compiled into this build), dimensions, and the entry layout.
+pub fn embedding_fingerprint(e: &Embedding) -> String {
+    use sha2::{Digest, Sha256};
+    let model = match e.provider {
+        Provider::Local if cfg!(feature = "local-model") => "local-model",
+        Provider::Local => "static-model",
+        _ => e.model.as_deref().unwrap_or(""),
+    };
+    let mut h = Sha256::new();
+    for part in [ENTRY_LAYOUT, e.provider.as_str(), model, &e.dimensions.to_string()] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    hex::encode(&h.finalize()[..4])
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -138,6 +175,7 @@ pub struct Policy {
     pub max_request_body_bytes: usize,
     pub max_response_body_bytes: usize,
     pub skip_header: String,
+    pub purge: PurgeConfig,
 }
 
 // ---------- raw serde shapes ----------
@@ -158,8 +196,39 @@ struct RawPolicy {
     max_response_body_bytes: usize,
     #[serde(default = "d_skip_header")]
     skip_header: String,
+    #[serde(default)]
+    purge: RawPurge,
     #[serde(skip)]
     rules: Vec<RawRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawPurge {
+    #[serde(default = "d_purge_path")]
+    path: String,
+    key: Option<String>,
+}
+
+impl Default for RawPurge {
+    fn default() -> Self {
+        RawPurge { path: d_purge_path(), key: None }
+    }
+}
+
+fn d_purge_path() -> String {
+    "/semantic-cache/purge".into()
+}
+
+fn validate_purge(p: RawPurge) -> Result<PurgeConfig, PolicyError> {
+    let path_ok = p.path.starts_with('/') && !p.path.bytes().any(|b| b.is_ascii_whitespace() || b"?#".contains(&b));
+    if !path_ok {
+        return Err(PolicyError::new("purge.path", "must start with / and have no query, fragment or spaces"));
+    }
+    if p.key.as_ref().is_some_and(|k| k.chars().count() < MIN_PURGE_KEY) {
+        return Err(PolicyError::new("purge.key", format!("must have at least {MIN_PURGE_KEY} characters")));
+    }
+    Ok(PurgeConfig { path: p.path, key: p.key })
 }
 
 /// Keys of `RawSettings`, accepted at the top level and in every rule.
@@ -406,7 +475,11 @@ impl TryFrom<RawPolicy> for Policy {
 
     fn try_from(raw: RawPolicy) -> Result<Self, PolicyError> {
         let embedding = validate_embedding(raw.embedding)?;
-        let vector_store = validate_store(raw.vector_store)?;
+        let mut vector_store = validate_store(raw.vector_store)?;
+        let fp = embedding_fingerprint(&embedding);
+        vector_store.index = format!("{}_{fp}", vector_store.index_name);
+        vector_store.prefix = format!("{}{fp}:", vector_store.key_prefix);
+        let purge = validate_purge(raw.purge)?;
         let threshold = if embedding.provider == Provider::Local { DEFAULT_THRESHOLD_LOCAL } else { DEFAULT_THRESHOLD };
         let base = Settings {
             enabled: true,
@@ -453,6 +526,7 @@ impl TryFrom<RawPolicy> for Policy {
             max_request_body_bytes: raw.max_request_body_bytes,
             max_response_body_bytes: raw.max_response_body_bytes,
             skip_header: raw.skip_header,
+            purge,
         })
     }
 }
@@ -550,6 +624,8 @@ fn validate_store(s: RawVectorStore) -> Result<VectorStore, PolicyError> {
         username: s.username,
         password: s.password,
         database: s.database,
+        index: s.index_name.clone(),
+        prefix: s.key_prefix.clone(),
         index_name: s.index_name,
         key_prefix: s.key_prefix,
         timeout_ms: s.timeout_ms,

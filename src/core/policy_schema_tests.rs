@@ -180,6 +180,8 @@ fn parsed_value(p: &Policy, scope: Scope, path: &[String]) -> Option<Value> {
         "maxRequestBodyBytes" => json!(p.max_request_body_bytes),
         "maxResponseBodyBytes" => json!(p.max_response_body_bytes),
         "skipHeader" => json!(p.skip_header),
+        "purge.path" => json!(p.purge.path),
+        "purge.key" => json!(p.purge.key),
         "rules" => json!(p.rules.iter().map(|r| r.name.as_str()).collect::<Vec<_>>()),
         _ => return None,
     })
@@ -358,8 +360,8 @@ fn unknown_fields_are_rejected_where_the_schema_says_so() {
             checked += 1;
         }
     }
-    // top, embed, partition, store, embedding, vectorStore; rule, its embed, partition, store, match
-    assert_eq!(checked, 11);
+    // top, embed, partition, store, embedding, vectorStore, purge; rule, its embed, partition, store, match
+    assert_eq!(checked, 12);
 }
 
 #[test]
@@ -409,8 +411,9 @@ fn min_lengths_and_patterns_are_the_parsers() {
     }
     // match: minProperties 1
     expect_rejected(&with(Scope::Rule, base_with_rule(), &["match".into()], json!({})), "rules[0].match", "match {}");
-    // embedding.cluster, vectorStore.cluster; url, authHeader, indexName, keyPrefix, skipHeader; tenantHeaders
-    assert_eq!(checked, 8);
+    // embedding.cluster, vectorStore.cluster; url, authHeader, indexName, keyPrefix, skipHeader, purge.path;
+    // tenantHeaders
+    assert_eq!(checked, 9);
 }
 
 #[test]
@@ -422,4 +425,42 @@ fn rule_settings_are_the_top_level_settings() {
             "rule field {k} differs from the top level"
         );
     }
+}
+
+#[test]
+fn purge_key_length_and_path() {
+    let schema = schema();
+    let min = schema["properties"]["purge"]["properties"]["key"]["minLength"].as_u64();
+    assert_eq!(min, Some(MIN_PURGE_KEY as u64));
+    let key = vec!["purge".to_string(), "key".to_string()];
+    let short = "k".repeat(MIN_PURGE_KEY - 1);
+    expect_rejected(&with(Scope::Top, base(), &key, json!(short)), "purge.key", "short purge key");
+    let p = expect_accepted(&with(Scope::Top, base(), &key, json!("k".repeat(MIN_PURGE_KEY))), "purge key");
+    assert_eq!(p.purge.path, "/semantic-cache/purge");
+    assert_eq!(p.purge.key.as_deref(), Some("k".repeat(MIN_PURGE_KEY).as_str()));
+    let path = vec!["purge".to_string(), "path".to_string()];
+    for bad in ["/a?b", "/a b", "a"] {
+        expect_rejected(&with(Scope::Top, base(), &path, json!(bad)), "purge.path", bad);
+    }
+    assert_eq!(expect_accepted(&base(), "no purge").purge.key, None);
+}
+
+#[test]
+fn index_and_prefix_follow_the_embedding_model_and_dimensions() {
+    let names = |v: Value| {
+        let p = expect_accepted(&v, "policy");
+        (p.vector_store.index, p.vector_store.prefix)
+    };
+    let (index, prefix) = names(base());
+    assert!(index.starts_with("semcache_idx_") && index.len() == "semcache_idx_".len() + 8, "{index}");
+    assert!(prefix.starts_with("semcache:") && prefix.ends_with(':') && prefix.len() == "semcache:".len() + 9);
+    let other_model = with(Scope::Top, base(), &["embedding".into(), "model".into()], json!("m2"));
+    let other_dims = with(Scope::Top, base(), &["embedding".into(), "dimensions".into()], json!(65));
+    let other_timeout = with(Scope::Top, base(), &["embedding".into(), "timeoutMs".into()], json!(10));
+    for v in [other_model, other_dims] {
+        let (i, p) = names(v);
+        assert_ne!(i, index);
+        assert_ne!(p, prefix);
+    }
+    assert_eq!(names(other_timeout), (index, prefix));
 }

@@ -61,6 +61,9 @@ pub trait Host {
     /// Defines the counters and histograms (once per root context, at configure time).
     fn define_metrics(&self);
     fn count(&self, m: Metric);
+    fn count_by(&self, m: Metric, n: u64);
+    /// Records a per-request fact for access logs (core/facts.rs).
+    fn set_fact(&self, name: &str, value: &str);
     fn time(&self, t: Timing, micros: u64);
     fn set_tick(&self, period: Duration);
 

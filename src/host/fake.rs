@@ -13,6 +13,8 @@ use crate::host::calls::{Buffer, Host, HostError, HttpCall};
 pub enum Event {
     Log(Level, String),
     Count(Metric),
+    CountBy(Metric, u64),
+    Fact(String, String),
     Time(Timing),
     RemoveRequestHeader(String),
     SetResponseHeader(String, String),
@@ -136,6 +138,14 @@ impl Host for FakeHost {
 
     fn count(&self, m: Metric) {
         self.push(Event::Count(m));
+    }
+
+    fn count_by(&self, m: Metric, n: u64) {
+        self.push(Event::CountBy(m, n));
+    }
+
+    fn set_fact(&self, name: &str, value: &str) {
+        self.push(Event::Fact(name.to_string(), value.to_string()));
     }
 
     fn time(&self, t: Timing, _micros: u64) {

@@ -7,6 +7,7 @@ use std::time::SystemTime;
 
 use crate::core::bypass::BypassReason;
 use crate::core::embed::provider::EmbedError;
+use crate::core::facts;
 use crate::core::flow::{Command, Flow, Next, RequestMeta, Step};
 use crate::core::headers::bypass_headers;
 use crate::core::log::Level;
@@ -42,12 +43,22 @@ pub struct Stream<H: Host> {
     calls: Vec<InFlight>,
     path: String,
     lookup_started: Option<SystemTime>,
+    /// When a miss went upstream (for `origin_us` and the entry's stored origin latency).
+    origin_started: Option<SystemTime>,
 }
 
 impl<H: Host> Stream<H> {
     pub fn new(host: Rc<H>, shared: Rc<Shared>) -> Self {
         let flow = shared.policy.as_ref().ok().map(|p| Flow::new(p.clone()));
-        Stream { host, shared, flow, calls: Vec::new(), path: String::new(), lookup_started: None }
+        Stream {
+            host,
+            shared,
+            flow,
+            calls: Vec::new(),
+            path: String::new(),
+            lookup_started: None,
+            origin_started: None,
+        }
     }
 
     /// Runs a step's commands (and the steps they lead to, e.g. a failed dispatch) and says
@@ -63,14 +74,31 @@ impl<H: Host> Stream<H> {
         }
         if next == Next::Continue {
             self.finish_lookup();
+            if self.origin_started.is_none() && self.flow.as_ref().is_some_and(|f| f.status() == "MISS") {
+                self.origin_started = Some(self.host.now());
+            }
         }
         next
+    }
+
+    /// The response ended: a miss's origin latency goes to `origin_us` and to the flow (stored
+    /// with the entry).
+    fn finish_origin(&mut self) {
+        if let Some(t0) = self.origin_started.take() {
+            let micros = self.host.micros_since(t0);
+            self.host.time(Timing::OriginMicros, micros);
+            if let Some(f) = self.flow.as_mut() {
+                f.set_origin_ms(micros / 1000);
+            }
+        }
     }
 
     /// Runs one command; returns the flow's next step when the command answered at once.
     fn exec(&mut self, cmd: Command) -> Option<Step> {
         match cmd {
             Command::Count(m) => self.host.count(m),
+            Command::CountBy(m, n) => self.host.count_by(m, n),
+            Command::Fact(name, value) => self.host.set_fact(name, &value),
             Command::Log(level, msg) => self.host.log(level, &msg),
             Command::ResponseHeader(name, value) => self.host.set_response_header(&name, &value),
             Command::Respond { status, headers, body } => {
@@ -179,7 +207,9 @@ impl<H: Host> Stream<H> {
             self.run(step);
             return Action::Continue;
         }
-        self.lookup_started = Some(self.host.now());
+        if !self.flow.as_ref().is_some_and(Flow::is_purge) {
+            self.lookup_started = Some(self.host.now());
+        }
         let path = std::mem::take(&mut self.path);
         let step = self.flow_step(|f| f.on_request_body(&body, &path));
         let next = self.run(step);
@@ -215,6 +245,9 @@ impl<H: Host> Stream<H> {
         let Some(flow) = self.flow.as_mut() else {
             self.host.count(Metric::Requests);
             self.host.count(Metric::Bypass);
+            self.host.count(Metric::Bypassed(BypassReason::PolicyInvalid));
+            self.host.set_fact(facts::STATUS, "BYPASS");
+            self.host.set_fact(facts::BYPASS_REASON, BypassReason::PolicyInvalid.code());
             return Action::Continue;
         };
         let host = &self.host;
@@ -278,6 +311,7 @@ impl<H: Host> Stream<H> {
         let step = flow.on_response_headers(status, &ctype);
         self.run(step);
         if end_of_stream {
+            self.finish_origin();
             let now = self.host.now_secs();
             let step = self.flow_step(|f| f.on_response_body(&[], true, now));
             self.run(step);
@@ -286,6 +320,9 @@ impl<H: Host> Stream<H> {
     }
 
     pub fn on_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if end_of_stream {
+            self.finish_origin();
+        }
         if !self.flow.as_ref().is_some_and(Flow::is_capturing) {
             return Action::Continue;
         }

@@ -117,6 +117,17 @@ impl Host for ProxyHost {
         }
     }
 
+    fn count_by(&self, m: Metric, n: u64) {
+        if let Some(Some(id)) = self.counters.borrow().get(m.index()) {
+            let _ = hostcalls::increment_metric(*id, i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+
+    fn set_fact(&self, name: &str, value: &str) {
+        // Envoy keeps a property set by a filter in the stream's filter state as `wasm.<name>`.
+        let _ = hostcalls::set_property(vec![name], Some(value.as_bytes()));
+    }
+
     fn time(&self, t: Timing, micros: u64) {
         if let Some(Some(id)) = self.timings.borrow().get(t.index()) {
             let _ = hostcalls::record_metric(*id, micros);

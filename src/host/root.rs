@@ -71,7 +71,7 @@ impl<H: Host> Root<H> {
         let now = match index::check_reply(&policy, reply) {
             Ok(h) => h,
             Err(e) => {
-                self.host.log(Level::Warn, &format!("index check of `{}` failed: {e}", policy.vector_store.index_name));
+                self.host.log(Level::Warn, &format!("index check of `{}` failed: {e}", policy.vector_store.index));
                 IndexHealth::Unknown
             }
         };
@@ -82,7 +82,7 @@ impl<H: Host> Root<H> {
                 Level::Error,
                 &format!(
                     "vector dimension mismatch: index `{}` has DIM {index_dim}, embedding.dimensions={}; requests BYPASS until the index is dropped or vectorStore.indexName changed",
-                    policy.vector_store.index_name, policy.embedding.dimensions
+                    policy.vector_store.index, policy.embedding.dimensions
                 ),
             ),
             _ => {}

@@ -3,6 +3,7 @@
 
 use std::rc::Rc;
 
+use crate::core::bypass::BypassReason;
 use crate::core::metrics::{Metric, Timing};
 use crate::core::redis::store_job::StoreJob;
 use crate::host::calls::{Action, Buffer};
@@ -102,7 +103,16 @@ fn invalid_policy_passes_with_bypass_headers() {
     assert!(!events.iter().any(|e| matches!(e, Event::Tick(_))), "no index checks without a policy");
     let mut s = root.new_stream();
     assert_eq!(s.on_request_headers(false), Action::Continue);
-    assert_eq!(host.take(), vec![Event::Count(Metric::Requests), Event::Count(Metric::Bypass)]);
+    assert_eq!(
+        host.take(),
+        vec![
+            Event::Count(Metric::Requests),
+            Event::Count(Metric::Bypass),
+            Event::Count(Metric::Bypassed(BypassReason::PolicyInvalid)),
+            Event::Fact("semantic_cache.status".into(), "BYPASS".into()),
+            Event::Fact("semantic_cache.bypass_reason".into(), "policy-invalid".into()),
+        ]
+    );
     assert_eq!(s.on_response_headers(false), Action::Continue);
     assert_eq!(
         set_headers(&host.take()),
@@ -227,12 +237,19 @@ fn miss_is_stored_through_the_root_queue() {
     assert_eq!(s.on_response_headers(false), Action::Continue);
     assert_eq!(set_headers(&host.take()), vec![pair("x-cache-status", "MISS")]);
     host.buffers.borrow_mut().insert(Buffer::ResponseBody, COMPLETION.as_bytes().to_vec());
+    // The origin took 250 ms: recorded in `origin_us` and stored with the entry.
+    host.now.set(host.now.get() + std::time::Duration::from_millis(250));
     assert_eq!(s.on_response_body(COMPLETION.len(), true), Action::Continue);
     let events = host.take();
-    let [Event::Enqueue(raw)] = events.as_slice() else { panic!("expected one enqueue: {events:?}") };
+    let [Event::Time(Timing::OriginMicros), Event::Enqueue(raw)] = events.as_slice() else {
+        panic!("expected the origin time and one enqueue: {events:?}")
+    };
     let job = StoreJob::decode(raw).expect("a store job");
     assert_eq!(job.cluster, "redis");
-    assert!(String::from_utf8_lossy(&job.pipeline).contains("HSET"));
+    let pipeline = String::from_utf8_lossy(&job.pipeline);
+    assert!(pipeline.contains("HSET"));
+    assert!(pipeline.contains("$9\r\norigin_ms\r\n$3\r\n250\r\n"), "{pipeline}");
+    assert!(pipeline.contains("$10\r\ntok_prompt\r\n$1\r\n1\r\n"), "{pipeline}");
 
     // The root context writes it and counts the answer.
     root.on_queue_ready();

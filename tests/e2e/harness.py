@@ -311,6 +311,7 @@ class Site:
     route_timeout: str = "30s"
     port: int = 0
     vm_id: str = "semantic_cache"  # a distinct vm_id per site gives each its own VM and log prefix
+    access_log: list = field(default_factory=list)  # the HTTP connection manager's `access_log`
 
 
 def build_envoy_config(sites: list[Site], clusters: dict[str, dict], admin_port: int,
@@ -344,6 +345,7 @@ def build_envoy_config(sites: list[Site], clusters: dict[str, dict], admin_port:
                     "route_config": {"name": f"{s.name}_routes", "virtual_hosts": [
                         {"name": s.name, "domains": ["*"], "routes": routes}]},
                     "http_filters": filters,
+                    **({"access_log": s.access_log} if s.access_log else {}),
                 },
             }]}],
         })
@@ -357,7 +359,8 @@ class EnvoyProcess:
     """A running envoy (real binary) with a rendered config; log in ``self.log``."""
 
     def __init__(self, sites: list[Site], clusters: dict[str, dict], wasm: Path | None,
-                 workdir: Path | None = None, concurrency: int | None = None, log_level: str | None = None):
+                 workdir: Path | None = None, concurrency: int | None = None, log_level: str | None = None,
+                 extra_args: list[str] | None = None):
         self.sites = {s.name: s for s in sites}
         self.admin_port = free_port()
         self.wasm = wasm
@@ -369,6 +372,7 @@ class EnvoyProcess:
         self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
         self.concurrency = concurrency or int(os.environ.get("SEMCACHE_ENVOY_CONCURRENCY", "2"))
         self.log_level = log_level or os.environ.get("SEMCACHE_ENVOY_LOG_LEVEL", "info")
+        self.extra_args = list(extra_args or [])
         self.proc: subprocess.Popen | None = None
 
     def port(self, site: str) -> int:
@@ -380,7 +384,7 @@ class EnvoyProcess:
     def start(self, timeout: float = 60.0) -> None:
         cmd = [binary("ENVOY_BIN"), "-c", str(self.config_path), "--disable-hot-restart",
                "--concurrency", str(self.concurrency), "--log-level", self.log_level,
-               "--log-format", "[%Y-%m-%d %T.%e][%t][%l][%n] %v"]
+               "--log-format", "[%Y-%m-%d %T.%e][%t][%l][%n] %v", *self.extra_args]
         self._logf = open(self.log, "ab")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._logf, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
@@ -487,6 +491,20 @@ def policy_for(site: str, embed, *, threshold: float = 0.15, ttl: int = 3600, cl
     for k, v in extra.items():
         p[k] = v
     return p
+
+
+def store_names(policy: dict) -> tuple[str, str]:
+    """(index, key prefix) the filter uses for `policy`: the configured names plus the embedding
+    fingerprint (src/core/policy.rs `embedding_fingerprint`; `local` assumes the default build)."""
+    import hashlib
+    e, vs = policy["embedding"], policy.get("vectorStore", {})
+    model = "static-model" if e["provider"] == "local" else (e.get("model") or "")
+    h = hashlib.sha256()
+    for part in ("v2", e["provider"], model, str(e["dimensions"])):
+        b = part.encode()
+        h.update(len(b).to_bytes(8, "little") + b)
+    fp = h.hexdigest()[:8]
+    return f"{vs.get('indexName', 'semcache_idx')}_{fp}", f"{vs.get('keyPrefix', 'semcache:')}{fp}:"
 
 
 def chat_body(prompt: str | None = None, *, model: str = "gpt-4o-mini", messages: list | None = None,

@@ -74,14 +74,15 @@ def test_miss_then_exact_hit(envoy, llm, embed_openai, redis_server):
     assert llm.calls == 1, "a HIT must not reach the upstream"
 
     # entry layout (contract "Redis data")
-    assert len(keys) == 1 and re.fullmatch(r"sc_main:[0-9a-f]{64}", keys[0]), keys
+    main_index, main_prefix = harness.store_names(envoy.sites["main"].policy)
+    assert len(keys) == 1 and re.fullmatch(re.escape(main_prefix) + r"[0-9a-f]{64}", keys[0]), keys
     entry = dict(zip(*[iter(redis_server.command("HGETALL", keys[0]))] * 2))
     assert {b"partition", b"vec", b"body", b"ctype", b"created", b"model"} <= set(entry), entry.keys()
     assert len(entry[b"vec"]) == 64 * 4
     assert re.fullmatch(rb"[0-9a-f]{32}", entry[b"partition"]), entry[b"partition"]
     assert json.loads(entry[b"body"])["object"] == "chat.completion"
     assert 0 < redis_server.command("TTL", keys[0]) <= 3600
-    assert "sc_main_idx" in redis_server.indexes()
+    assert main_index in redis_server.indexes()
 
     after = envoy.stats()
     d = lambda m: after.get(f"wasmcustom.semantic_cache.{m}", 0) - before.get(f"wasmcustom.semantic_cache.{m}", 0)  # noqa: E731
@@ -245,7 +246,7 @@ def test_redis_down_bypasses_then_recovers(envoy, llm, redis_server):
     prompt = "How many legs does an ant have"
     assert_status(ask(envoy, "main", prompt), "MISS")
     wait_stored(redis_server, "main")
-    assert "sc_main_idx" in redis_server.indexes()
+    assert harness.store_names(envoy.sites["main"].policy)[0] in redis_server.indexes()
     assert_status(ask(envoy, "main", prompt), "HIT")
 
 

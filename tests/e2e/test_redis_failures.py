@@ -71,7 +71,8 @@ def fakes():
 def envoy(envoy_launcher, embed_openai, redis_server, fakes):
     redis_server.flushall()
     # The `dims` site's index exists with DIM 32; the stand-in embedder returns 64 dimensions.
-    redis_server.command("FT.CREATE", "sc_dims_idx", "ON", "HASH", "PREFIX", "1", "sc_dims:", "SCHEMA",
+    dims_index, dims_prefix = harness.store_names(policy_for("dims", embed_openai))
+    redis_server.command("FT.CREATE", dims_index, "ON", "HASH", "PREFIX", "1", dims_prefix, "SCHEMA",
                          "partition", "TAG", "vec", "VECTOR", "HNSW", "6", "TYPE", "FLOAT32", "DIM", "32",
                          "DISTANCE_METRIC", "COSINE")
 
@@ -135,7 +136,8 @@ def test_dimension_mismatch_is_detected_and_bypassed(envoy, llm, redis_server):
     r = ask(envoy, "dims", "How tall is Mount Everest?")
     assert r.headers.get("x-cache-bypass-reason") == "dimension-mismatch" and llm.calls == calls + 1
     log = envoy.log_since(0)
-    assert "vector dimension mismatch: index `sc_dims_idx` has DIM 32, embedding.dimensions=64" in log
+    dims_index = harness.store_names(envoy.sites["dims"].policy)[0]
+    assert f"vector dimension mismatch: index `{dims_index}` has DIM 32, embedding.dimensions=64" in log
     assert "panic" not in log.lower()
     # Entries stored before the first check (a request may race it) are never searchable; after the
     # check nothing more is stored.
@@ -148,8 +150,9 @@ def test_dimension_mismatch_is_detected_and_bypassed(envoy, llm, redis_server):
 def test_missing_index_is_created_by_the_root_context(envoy, redis_server):
     """Site `fresh` never gets traffic: its index is created by the root context's first check."""
     deadline = time.monotonic() + 10
-    while "sc_fresh_idx" not in redis_server.indexes():
+    fresh_index = harness.store_names(envoy.sites["fresh"].policy)[0]
+    while fresh_index not in redis_server.indexes():
         assert time.monotonic() < deadline, redis_server.indexes()
         time.sleep(0.1)
-    info = repr(redis_server.command("FT.INFO", "sc_fresh_idx"))
+    info = repr(redis_server.command("FT.INFO", fresh_index))
     assert "'dim', 64" in info, info  # the policy's dimensions (the embedding stand-in's 64)

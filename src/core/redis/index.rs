@@ -24,12 +24,12 @@ pub enum IndexHealth {
 }
 
 pub fn check_pipeline(policy: &Policy) -> Vec<u8> {
-    resp::pipeline(&conn_of(policy), &[resp::ft_info(&policy.vector_store.index_name)])
+    resp::pipeline(&conn_of(policy), &[resp::ft_info(&policy.vector_store.index)])
 }
 
 pub fn create_pipeline(policy: &Policy) -> Vec<u8> {
     let vs = &policy.vector_store;
-    resp::pipeline(&conn_of(policy), &[resp::ft_create(&vs.index_name, &vs.key_prefix, policy.embedding.dimensions)])
+    resp::pipeline(&conn_of(policy), &[resp::ft_create(&vs.index, &vs.prefix, policy.embedding.dimensions)])
 }
 
 /// Reads the `FT.INFO` reply; `Err` when Redis could not be asked (then nothing changes).
@@ -39,7 +39,7 @@ pub fn check_reply(policy: &Policy, reply: Option<&[u8]>) -> Result<IndexHealth,
     match resp::parse_ft_info_dim(&reply) {
         Ok(Some(d)) if d == policy.embedding.dimensions => Ok(IndexHealth::Ok),
         Ok(Some(d)) => Ok(IndexHealth::Mismatch { index_dim: d }),
-        Ok(None) => Err(format!("index `{}` has no vector field `vec`", policy.vector_store.index_name)),
+        Ok(None) => Err(format!("index `{}` has no vector field `vec`", policy.vector_store.index)),
         Err(resp::RespError::Server(msg)) if resp::is_missing_index(&msg) => Ok(IndexHealth::Missing),
         Err(e) => Err(e.to_string()),
     }

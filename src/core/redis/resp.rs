@@ -10,6 +10,8 @@ use redis_protocol::resp2::encode::encode_borrowed;
 use redis_protocol::resp2::types::{BorrowedFrame, OwnedFrame};
 use thiserror::Error;
 
+use crate::core::savings::{self, Savings};
+
 /// Connection settings that turn into the pipeline preamble.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RedisConn {
@@ -252,6 +254,11 @@ pub fn ft_create(index: &str, prefix: &str, dim: usize) -> Vec<Vec<u8>> {
     for a in ["DISTANCE_METRIC", "COSINE", "M", "32", "EF_CONSTRUCTION", "200", "EF_RUNTIME", "100"] {
         cmd.push(arg(a));
     }
+    // The purge selectors (core/purge.rs).
+    for f in crate::core::purge::SELECTOR_FIELDS {
+        cmd.push(arg(f));
+        cmd.push(arg("TAG"));
+    }
     cmd
 }
 
@@ -289,10 +296,10 @@ pub fn ft_search_knn(index: &str, partition_tag: &str, vector: &[f32], k: usize)
     cmd.extend(["PARAMS", "2", "vec"].iter().map(|s| arg(s)));
     cmd.push(vector_blob(vector));
     cmd.extend(
-        ["SORTBY", "dist", "RETURN", "6", "dist", "body", "ctype", "created", "model", "prompt", "LIMIT", "0"]
-            .iter()
-            .map(|s| arg(s)),
+        ["SORTBY", "dist", "RETURN", "9", "dist", "body", "ctype", "created", "model", "prompt"].iter().map(|s| arg(s)),
     );
+    cmd.extend(savings::FIELDS.iter().map(|s| arg(s)));
+    cmd.extend(["LIMIT", "0"].iter().map(|s| arg(s)));
     cmd.push(k.to_string().into_bytes());
     cmd.extend(["DIALECT", "2"].iter().map(|s| arg(s)));
     cmd
@@ -316,6 +323,8 @@ pub struct SearchHit {
     /// The stored prompt (normalised text) the verifier compares; `None` for entries written
     /// before it was stored.
     pub prompt: Option<String>,
+    /// What serving this entry saves (zeros for entries stored before it was recorded).
+    pub savings: Savings,
 }
 
 fn reply_bytes(r: &Reply) -> Option<&[u8]> {
@@ -370,6 +379,7 @@ fn parse_document(key: String, fields: &[Reply]) -> Result<SearchHit, RespError>
         return Err(RespError::Unexpected("FT.SEARCH document fields are not pairs"));
     }
     let (mut dist, mut body, mut ctype, mut created, mut model, mut prompt) = (None, None, None, None, None, None);
+    let mut saved: [Option<&[u8]>; 3] = [None; 3];
     for pair in fields.chunks_exact(2) {
         let [name, value] = pair else { continue };
         let (Some(name), Some(value)) = (reply_bytes(name), reply_bytes(value)) else {
@@ -383,7 +393,11 @@ fn parse_document(key: String, fields: &[Reply]) -> Result<SearchHit, RespError>
             b"created" => created = Some(value),
             b"model" => model = Some(value),
             b"prompt" => prompt = Some(value),
-            _ => {}
+            other => {
+                if let Some(i) = savings::FIELDS.iter().position(|f| f.as_bytes() == other) {
+                    saved[i] = Some(value);
+                }
+            }
         }
     }
     let dist = dist.ok_or(RespError::MissingField("dist"))?;
@@ -404,6 +418,7 @@ fn parse_document(key: String, fields: &[Reply]) -> Result<SearchHit, RespError>
         created,
         model: field_str(model.ok_or(RespError::MissingField("model"))?, "model")?,
         prompt: prompt.map(|p| field_str(p, "prompt")).transpose()?,
+        savings: Savings::from_values(saved),
     })
 }
 
@@ -657,7 +672,8 @@ mod tests {
         assert_eq!(
             args(&ft_create("idx", "semcache:", 384)).join(" "),
             "FT.CREATE idx ON HASH PREFIX 1 semcache: SCHEMA partition TAG vec VECTOR HNSW 12 \
-             TYPE FLOAT32 DIM 384 DISTANCE_METRIC COSINE M 32 EF_CONSTRUCTION 200 EF_RUNTIME 100"
+             TYPE FLOAT32 DIM 384 DISTANCE_METRIC COSINE M 32 EF_CONSTRUCTION 200 EF_RUNTIME 100 \
+             sel_tenant TAG sel_key TAG sel_model TAG sel_text TAG"
         );
     }
 
@@ -673,7 +689,7 @@ mod tests {
         assert_eq!(cmd[6], vector_blob(&[1.0, -2.5]));
         assert_eq!(
             args(&cmd[7..]).join(" "),
-            "SORTBY dist RETURN 6 dist body ctype created model prompt LIMIT 0 5 DIALECT 2"
+            "SORTBY dist RETURN 9 dist body ctype created model prompt tok_prompt tok_completion origin_ms LIMIT 0 5 DIALECT 2"
         );
     }
 
