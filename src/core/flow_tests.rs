@@ -20,7 +20,15 @@ fn policy(extra: serde_json::Value) -> Rc<Policy> {
 }
 
 fn headers<'a>(method: &'a str, path: &'a str, h: &'a dyn Fn(&str) -> Option<String>) -> RequestMeta<'a> {
-    RequestMeta { method, path, route_name: None, end_of_stream: false, index_mismatch: false, header: h }
+    RequestMeta {
+        method,
+        path,
+        route_name: None,
+        cluster: None,
+        end_of_stream: false,
+        index_mismatch: false,
+        header: h,
+    }
 }
 
 const PATH: &str = "/v1/chat/completions";
@@ -457,3 +465,6 @@ fn serial_lookup_embeds_only_after_the_exact_miss() {
     let cmds = f.on_redis_reply(Some(&redis(NIL4)), 1).cmds;
     assert!(matches!(cmds.as_slice(), [Command::Embed(_)]), "{cmds:?}");
 }
+
+#[path = "flow_compat_tests.rs"]
+mod compat;

@@ -139,7 +139,9 @@ fn settings_value(s: &Settings, key: &str) -> Option<Value> {
         "embed.lastUserMessages" => json!(s.embed.last_user_messages),
         "partition.tenant" => json!(s.partition.tenant),
         "partition.tenantHeaders" => json!(s.partition.tenant_headers),
+        "partition.tenantQueryParams" => json!(s.partition.tenant_query_params),
         "partition.route" => json!(s.partition.route),
+        "partition.provider" => json!(s.partition.provider),
         "partition.contextWindow" => json!(s.partition.context_window),
         "store.toolCalls" => json!(s.store.tool_calls),
         "store.maxTemperature" => json!(s.store.max_temperature),
@@ -180,6 +182,8 @@ fn parsed_value(p: &Policy, scope: Scope, path: &[String]) -> Option<Value> {
         "maxRequestBodyBytes" => json!(p.max_request_body_bytes),
         "maxResponseBodyBytes" => json!(p.max_response_body_bytes),
         "skipHeader" => json!(p.skip_header),
+        "compat.fastly" => json!(p.compat.fastly),
+        "compat.cloudflare" => json!(p.compat.cloudflare),
         "rules" => json!(p.rules.iter().map(|r| r.name.as_str()).collect::<Vec<_>>()),
         _ => return None,
     })
@@ -358,8 +362,8 @@ fn unknown_fields_are_rejected_where_the_schema_says_so() {
             checked += 1;
         }
     }
-    // top, embed, partition, store, embedding, vectorStore; rule, its embed, partition, store, match
-    assert_eq!(checked, 11);
+    // top, embed, partition, store, embedding, vectorStore, compat; rule, its embed, partition, store, match
+    assert_eq!(checked, 12);
 }
 
 #[test]
@@ -409,8 +413,9 @@ fn min_lengths_and_patterns_are_the_parsers() {
     }
     // match: minProperties 1
     expect_rejected(&with(Scope::Rule, base_with_rule(), &["match".into()], json!({})), "rules[0].match", "match {}");
-    // embedding.cluster, vectorStore.cluster; url, authHeader, indexName, keyPrefix, skipHeader; tenantHeaders
-    assert_eq!(checked, 8);
+    // embedding.cluster, vectorStore.cluster; url, authHeader, indexName, keyPrefix, skipHeader;
+    // tenantHeaders, tenantQueryParams
+    assert_eq!(checked, 9);
 }
 
 #[test]

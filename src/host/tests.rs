@@ -126,7 +126,12 @@ fn dispatch_failure_fails_open() {
     s.on_response_headers(false);
     assert_eq!(
         set_headers(&host.take()),
-        vec![pair("x-cache-status", "BYPASS"), pair("x-cache-bypass-reason", "redis-error")]
+        vec![
+            pair("x-cache-status", "BYPASS"),
+            pair("x-cache-bypass-reason", "redis-error"),
+            pair("x-semantic-cache", "MISS"),
+            pair("cf-aig-cache-status", "MISS")
+        ]
     );
 }
 
@@ -225,7 +230,10 @@ fn miss_is_stored_through_the_root_queue() {
     rh.insert("content-type".into(), "application/json".into());
     drop(rh);
     assert_eq!(s.on_response_headers(false), Action::Continue);
-    assert_eq!(set_headers(&host.take()), vec![pair("x-cache-status", "MISS")]);
+    assert_eq!(
+        set_headers(&host.take()),
+        vec![pair("x-cache-status", "MISS"), pair("x-semantic-cache", "MISS"), pair("cf-aig-cache-status", "MISS")]
+    );
     host.buffers.borrow_mut().insert(Buffer::ResponseBody, COMPLETION.as_bytes().to_vec());
     assert_eq!(s.on_response_body(COMPLETION.len(), true), Action::Continue);
     let events = host.take();
