@@ -10,15 +10,13 @@ use std::rc::Rc;
 
 use crate::core::bypass::BypassReason;
 use crate::core::capture::{Capture, StoreRules};
-use crate::core::decision::{decide, Directives, RequestHeaders};
+use crate::core::compat;
+use crate::core::decision::{decide, read_headers, Directives};
 use crate::core::embed::provider::{self, EmbedCall, EmbedError};
 use crate::core::entry;
 use crate::core::facts;
-use crate::core::headers::{
-    bypass_headers, DISTANCE_HEADER, KEY_HEADER, MATCH_HEADER, OVERRIDES_HEADER, REFUSED_HEADER, STATUS_HEADER,
-    THRESHOLD_HEADER,
-};
-use crate::core::key::{entry_key, partition_tag, PartitionInputs};
+use crate::core::headers::{bypass_headers, DISTANCE_HEADER, MATCH_HEADER, REFUSED_HEADER, STATUS_HEADER};
+use crate::core::key::{entry_key, partition_tag, provider_id, tenant_credential, PartitionInputs};
 use crate::core::log::Level;
 use crate::core::metrics::Metric;
 use crate::core::policy::{Policy, Provider, Settings};
@@ -98,6 +96,8 @@ pub struct RequestMeta<'a> {
     pub method: &'a str,
     pub path: &'a str,
     pub route_name: Option<&'a str>,
+    /// The cluster the matched route sends to (the provider), when the host knows it.
+    pub cluster: Option<&'a str>,
     pub end_of_stream: bool,
     /// The root context found the index with another DIM than the policy's.
     pub index_mismatch: bool,
@@ -162,6 +162,7 @@ struct Inspected {
     directives: Directives,
     tenant: Option<String>,
     route: Option<String>,
+    provider: Option<String>,
 }
 
 /// Known after the request body.
@@ -275,31 +276,18 @@ impl Flow {
         if let Some(r) = reason {
             return self.bypass(r, cmds);
         }
-        let cc = (m.header)("cache-control");
-        let th = (m.header)(THRESHOLD_HEADER);
-        let key = (m.header)(KEY_HEADER);
-        let ov = (m.header)(OVERRIDES_HEADER);
-        let headers = RequestHeaders {
-            cache_control: cc.as_deref(),
-            threshold: th.as_deref(),
-            cache_key: key.as_deref(),
-            settings_overrides: ov.as_deref(),
-            skip: (m.header)(&self.policy.skip_header).is_some(),
-        };
-        let directives = match decide(settings, &headers) {
+        let directives = match decide(settings, &read_headers(&self.policy, m.header)) {
             Ok(d) => d,
             Err(r) => return self.bypass(r, cmds),
         };
-        let tenant = if settings.partition.tenant {
-            settings.partition.tenant_headers.iter().find_map(|h| (m.header)(h))
-        } else {
-            None
-        };
+        let tenant = tenant_credential(&settings.partition, m.header, m.path);
+        let provider =
+            settings.partition.provider.then(|| provider_id(m.cluster, (m.header)(":authority").as_deref())).flatten();
         let route = settings.partition.route.then(|| match rule {
             Some(name) => format!("rule:{name}"),
             None => format!("route:{}", m.route_name.unwrap_or("")),
         });
-        self.state = State::Buffering(Inspected { settings: settings.clone(), directives, tenant, route });
+        self.state = State::Buffering(Inspected { settings: settings.clone(), directives, tenant, route, provider });
         Step::wait(cmds)
     }
 
@@ -331,21 +319,29 @@ impl Flow {
             model: &chat.model,
             tenant: i.tenant.as_deref(),
             route: i.route.as_deref(),
+            provider: i.provider.as_deref(),
             user_key: &i.directives.user_key,
             context: &chat.context,
+            custom_key: i.directives.exact_key.as_deref(),
         });
         // The exact tier keys on the canonical form, so near-repeats (case, punctuation, quotes,
         // contractions) are answered without an embedding; see verify/canon.rs.
-        let text = canonical(&chat.embed_text);
+        // With a custom key the partition holds one entry: the key's, whatever the prompt.
+        let text = if i.directives.exact_key.is_some() { String::new() } else { canonical(&chat.embed_text) };
         let key = entry_key(&self.policy.vector_store.prefix, &tag, &text);
         let sel = Selectors::of_entry(i.tenant.as_deref(), &i.directives.user_key, &chat.model, &text);
         let req = Pending { settings: i.settings, directives: i.directives, chat, tag, key, sel };
         if !req.directives.lookup {
             // `no-cache`: no lookup, but the answer is stored, which needs its vector.
-            return self.start_embedding(req);
+            return self.after_exact_miss(req);
         }
         let exact = self.pipeline(&[resp::hmget(&req.key, &ENTRY_FIELDS)]);
         match self.policy.embedding.provider {
+            // A custom key is looked up by the key alone: no embedding, no semantic search.
+            _ if req.directives.exact_key.is_some() => {
+                self.state = State::ExactLookup(req);
+                Step::wait(vec![Command::Redis(exact)])
+            }
             // The in-filter embedder runs only when the exact tier missed: a miss then costs
             // exact + KNN, which for the static table (microseconds) is max(exact, embed) + KNN,
             // and an exact hit costs one HMGET (putting the KNN in the same pipeline made exact
@@ -365,6 +361,15 @@ impl Flow {
                 Step::wait(vec![embed, Command::Redis(exact)])
             }
         }
+    }
+
+    /// The exact tier missed (or was not asked): embed, or with a custom key go upstream and store
+    /// the answer without a vector (it is only ever found by its key).
+    fn after_exact_miss(&mut self, req: Pending) -> Step {
+        if req.directives.exact_key.is_some() {
+            return self.miss(Search { req, vector: Vec::new(), refused: None });
+        }
+        self.start_embedding(req)
     }
 
     fn start_embedding(&mut self, req: Pending) -> Step {
@@ -469,7 +474,7 @@ impl Flow {
     fn on_exact_reply(&mut self, req: Pending, reply: Option<&[u8]>, now: u64) -> Step {
         match self.exact_result(reply) {
             Ok(Some((body, created, saved))) => self.hit(&req, &body, created, None, saved, now),
-            Ok(None) => self.start_embedding(req),
+            Ok(None) => self.after_exact_miss(req),
             Err(e) => self.redis_failed(&e),
         }
     }
@@ -573,6 +578,7 @@ impl Flow {
             (DISTANCE_HEADER.to_string(), dist.clone()),
             ("age".to_string(), now.saturating_sub(created).to_string()),
         ];
+        headers.extend(compat::response_headers(self.policy.compat, "HIT"));
         if req.chat.stream {
             headers.push(("cache-control".to_string(), "no-cache".to_string()));
         }
@@ -663,6 +669,10 @@ impl Flow {
                 bypass_headers(BypassReason::NotCacheable)
             }
         };
+        let mut headers = headers;
+        if !headers.is_empty() {
+            headers.extend(compat::response_headers(self.policy.compat, self.status()));
+        }
         let mut all: Vec<Command> = headers.into_iter().map(|(k, v)| Command::ResponseHeader(k, v)).collect();
         all.extend(cmds);
         Step::go(all)
@@ -698,7 +708,6 @@ impl Flow {
         let saved = Savings::from_body(&stored.body, self.origin_ms).values();
         let mut fields: Vec<(&str, &[u8])> = vec![
             ("partition", req.tag.as_bytes()),
-            ("vec", &blob),
             ("body", &stored.body),
             ("ctype", stored.content_type.as_bytes()),
             ("created", created.as_bytes()),
@@ -708,6 +717,10 @@ impl Flow {
         ];
         fields.extend(savings::FIELDS.iter().zip(&saved).map(|(f, v)| (*f, v.as_bytes())));
         fields.extend(req.sel.fields().into_iter().map(|(f, v)| (f, v.as_bytes())));
+        // A custom-key entry has no vector: it is found by its key only, never by a KNN search.
+        if !vector.is_empty() {
+            fields.insert(1, ("vec", &blob));
+        }
         let pipeline = self.pipeline(&[
             resp::ft_create(&vs.index, &vs.prefix, self.policy.embedding.dimensions),
             resp::hset(&req.key, &fields),

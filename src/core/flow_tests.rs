@@ -20,7 +20,15 @@ fn policy(extra: serde_json::Value) -> Rc<Policy> {
 }
 
 fn headers<'a>(method: &'a str, path: &'a str, h: &'a dyn Fn(&str) -> Option<String>) -> RequestMeta<'a> {
-    RequestMeta { method, path, route_name: None, end_of_stream: false, index_mismatch: false, header: h }
+    RequestMeta {
+        method,
+        path,
+        route_name: None,
+        cluster: None,
+        end_of_stream: false,
+        index_mismatch: false,
+        header: h,
+    }
 }
 
 const PATH: &str = "/v1/chat/completions";
@@ -499,3 +507,6 @@ fn hits_count_what_the_entry_saved_and_every_outcome_sets_its_facts() {
     assert_eq!(fact(&cmds, crate::core::facts::BYPASS_REASON).as_deref(), Some("method"));
     assert!(cmds.contains(&Command::Count(Metric::Bypassed(crate::core::bypass::BypassReason::Method))));
 }
+
+#[path = "flow_compat_tests.rs"]
+mod compat;

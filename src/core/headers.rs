@@ -8,9 +8,9 @@ pub const DISTANCE_HEADER: &str = "x-cache-distance";
 pub const REASON_HEADER: &str = "x-cache-bypass-reason";
 /// On a MISS whose semantic candidates were all refused by the verifier: the nearest one's reason.
 pub const REFUSED_HEADER: &str = "x-cache-refused";
-pub const THRESHOLD_HEADER: &str = "x-semantic-threshold";
-pub const KEY_HEADER: &str = "x-semantic-cache-key";
-pub const OVERRIDES_HEADER: &str = "x-settings-overrides";
+/// Request: a per-request threshold as a cosine distance (Fastly's `x-semantic-threshold` is a
+/// similarity, see `compat`).
+pub const DISTANCE_REQUEST_HEADER: &str = "x-semantic-distance";
 
 /// Response headers of a request that bypassed the cache.
 pub fn bypass_headers(reason: BypassReason) -> Vec<(String, String)> {

@@ -2,6 +2,7 @@
 pub mod bypass;
 pub mod calibration;
 pub mod capture;
+pub mod compat;
 pub mod decision;
 pub mod embed;
 pub mod entry;

@@ -121,7 +121,11 @@ pub struct EmbedOpts {
 pub struct PartitionOpts {
     pub tenant: bool,
     pub tenant_headers: Vec<String>,
+    /// Query parameters that carry a credential (Gemini's `key`), read when no tenant header is present.
+    pub tenant_query_params: Vec<String>,
     pub route: bool,
+    /// Partition by the upstream provider (the route's cluster, else the request's `:authority`).
+    pub provider: bool,
     /// How many earlier (non-system) messages go into the context hash; `None` = all of them.
     pub context_window: Option<usize>,
 }
@@ -176,6 +180,23 @@ pub struct Policy {
     pub max_response_body_bytes: usize,
     pub skip_header: String,
     pub purge: PurgeConfig,
+    pub compat: Compat,
+}
+
+/// Which vendors' request and response headers the filter speaks (see `core::compat`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Compat {
+    #[serde(default = "d_true")]
+    pub fastly: bool,
+    #[serde(default = "d_true")]
+    pub cloudflare: bool,
+}
+
+impl Default for Compat {
+    fn default() -> Self {
+        Compat { fastly: true, cloudflare: true }
+    }
 }
 
 // ---------- raw serde shapes ----------
@@ -198,6 +219,8 @@ struct RawPolicy {
     skip_header: String,
     #[serde(default)]
     purge: RawPurge,
+    #[serde(default)]
+    compat: Compat,
     #[serde(skip)]
     rules: Vec<RawRule>,
 }
@@ -324,7 +347,9 @@ struct RawEmbedOpts {
 struct RawPartition {
     tenant: Option<bool>,
     tenant_headers: Option<Vec<String>>,
+    tenant_query_params: Option<Vec<String>>,
     route: Option<bool>,
+    provider: Option<bool>,
     /// `null` = all earlier messages; absent = inherit.
     #[serde(default, deserialize_with = "present_option")]
     context_window: Option<Option<usize>>,
@@ -490,8 +515,11 @@ impl TryFrom<RawPolicy> for Policy {
             embed: EmbedOpts { last_user_messages: 1 },
             partition: PartitionOpts {
                 tenant: true,
-                tenant_headers: vec!["authorization".into(), "api-key".into()],
+                // Each API's own credential header: OpenAI, Azure, Anthropic, Gemini.
+                tenant_headers: ["authorization", "api-key", "x-api-key", "x-goog-api-key"].map(String::from).to_vec(),
+                tenant_query_params: vec!["key".into()],
                 route: true,
+                provider: true,
                 context_window: None,
             },
             store: StoreOpts { tool_calls: false, max_temperature: None },
@@ -527,12 +555,18 @@ impl TryFrom<RawPolicy> for Policy {
             max_response_body_bytes: raw.max_response_body_bytes,
             skip_header: raw.skip_header,
             purge,
+            compat: raw.compat,
         })
     }
 }
 
 fn is_header_name(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// Query parameter names are matched as sent (case-sensitive), so no lowercasing here.
+fn is_query_param_name(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
 fn validate_embedding(e: RawEmbedding) -> Result<Embedding, PolicyError> {
@@ -690,8 +724,17 @@ fn apply_settings(base: &Settings, raw: &RawSettings, at: &str) -> Result<Settin
             }
             s.partition.tenant_headers = h;
         }
+        if let Some(q) = &p.tenant_query_params {
+            if q.iter().any(|x| !is_query_param_name(x)) {
+                return Err(PolicyError::new(&f("partition.tenantQueryParams"), "must be query parameter names"));
+            }
+            s.partition.tenant_query_params = q.clone();
+        }
         if let Some(r) = p.route {
             s.partition.route = r;
+        }
+        if let Some(v) = p.provider {
+            s.partition.provider = v;
         }
         if let Some(w) = p.context_window {
             s.partition.context_window = w;

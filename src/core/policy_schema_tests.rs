@@ -139,7 +139,9 @@ fn settings_value(s: &Settings, key: &str) -> Option<Value> {
         "embed.lastUserMessages" => json!(s.embed.last_user_messages),
         "partition.tenant" => json!(s.partition.tenant),
         "partition.tenantHeaders" => json!(s.partition.tenant_headers),
+        "partition.tenantQueryParams" => json!(s.partition.tenant_query_params),
         "partition.route" => json!(s.partition.route),
+        "partition.provider" => json!(s.partition.provider),
         "partition.contextWindow" => json!(s.partition.context_window),
         "store.toolCalls" => json!(s.store.tool_calls),
         "store.maxTemperature" => json!(s.store.max_temperature),
@@ -182,6 +184,8 @@ fn parsed_value(p: &Policy, scope: Scope, path: &[String]) -> Option<Value> {
         "skipHeader" => json!(p.skip_header),
         "purge.path" => json!(p.purge.path),
         "purge.key" => json!(p.purge.key),
+        "compat.fastly" => json!(p.compat.fastly),
+        "compat.cloudflare" => json!(p.compat.cloudflare),
         "rules" => json!(p.rules.iter().map(|r| r.name.as_str()).collect::<Vec<_>>()),
         _ => return None,
     })
@@ -360,8 +364,8 @@ fn unknown_fields_are_rejected_where_the_schema_says_so() {
             checked += 1;
         }
     }
-    // top, embed, partition, store, embedding, vectorStore, purge; rule, its embed, partition, store, match
-    assert_eq!(checked, 12);
+    // top, embed, partition, store, embedding, vectorStore, purge, compat; rule, its embed, partition, store, match
+    assert_eq!(checked, 13);
 }
 
 #[test]
@@ -412,8 +416,8 @@ fn min_lengths_and_patterns_are_the_parsers() {
     // match: minProperties 1
     expect_rejected(&with(Scope::Rule, base_with_rule(), &["match".into()], json!({})), "rules[0].match", "match {}");
     // embedding.cluster, vectorStore.cluster; url, authHeader, indexName, keyPrefix, skipHeader, purge.path;
-    // tenantHeaders
-    assert_eq!(checked, 9);
+    // tenantHeaders, tenantQueryParams
+    assert_eq!(checked, 10);
 }
 
 #[test]

@@ -113,7 +113,7 @@ fn rounds_are_bounded() {
 }
 
 fn meta<'a>(method: &'a str, path: &'a str, eos: bool, h: &'a dyn Fn(&str) -> Option<String>) -> RequestMeta<'a> {
-    RequestMeta { method, path, route_name: None, end_of_stream: eos, index_mismatch: false, header: h }
+    RequestMeta { method, path, route_name: None, cluster: None, end_of_stream: eos, index_mismatch: false, header: h }
 }
 
 fn respond_status(cmds: &[Command]) -> Option<u32> {

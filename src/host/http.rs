@@ -256,12 +256,18 @@ impl<H: Host> Stream<H> {
         // Envoy 1.40 exposes the route name as `xds.route_name`; older builds as `route_name`.
         let route =
             host.property(&["xds", "route_name"]).or_else(|| host.property(&["route_name"])).filter(|r| !r.is_empty());
+        // The route's upstream cluster names the provider (`xds.cluster_name` in Envoy 1.40).
+        let cluster = host
+            .property(&["xds", "cluster_name"])
+            .or_else(|| host.property(&["cluster_name"]))
+            .filter(|c| !c.is_empty());
         let header = |name: &str| host.request_header(name);
         let index_mismatch = matches!(self.shared.index.get(), IndexHealth::Mismatch { .. });
         let meta = RequestMeta {
             method: &method,
             path: &path,
             route_name: route.as_deref(),
+            cluster: cluster.as_deref(),
             end_of_stream,
             index_mismatch,
             header: &header,

@@ -136,7 +136,12 @@ fn dispatch_failure_fails_open() {
     s.on_response_headers(false);
     assert_eq!(
         set_headers(&host.take()),
-        vec![pair("x-cache-status", "BYPASS"), pair("x-cache-bypass-reason", "redis-error")]
+        vec![
+            pair("x-cache-status", "BYPASS"),
+            pair("x-cache-bypass-reason", "redis-error"),
+            pair("x-semantic-cache", "MISS"),
+            pair("cf-aig-cache-status", "MISS")
+        ]
     );
 }
 
@@ -235,7 +240,10 @@ fn miss_is_stored_through_the_root_queue() {
     rh.insert("content-type".into(), "application/json".into());
     drop(rh);
     assert_eq!(s.on_response_headers(false), Action::Continue);
-    assert_eq!(set_headers(&host.take()), vec![pair("x-cache-status", "MISS")]);
+    assert_eq!(
+        set_headers(&host.take()),
+        vec![pair("x-cache-status", "MISS"), pair("x-semantic-cache", "MISS"), pair("cf-aig-cache-status", "MISS")]
+    );
     host.buffers.borrow_mut().insert(Buffer::ResponseBody, COMPLETION.as_bytes().to_vec());
     // The origin took 250 ms: recorded in `origin_us` and stored with the entry.
     host.now.set(host.now.get() + std::time::Duration::from_millis(250));

@@ -446,7 +446,7 @@ def test_threshold_header_tighter_turns_hit_into_miss(envoy, llm, redis_server):
     assert 0.03 < d < MAIN_THRESHOLD, d
     miss_and_store(envoy, redis_server, "main", BASE)
     assert_status(ask(envoy, "main", NEAR), "HIT", match="semantic")
-    r = ask(envoy, "main", NEAR, headers={"x-semantic-threshold": "0.03"})
+    r = ask(envoy, "main", NEAR, headers={"x-semantic-distance": "0.03"})
     assert_status(r, "MISS")
     assert content(r) == f"echo: {NEAR}"
     assert llm.calls == 2
@@ -456,11 +456,11 @@ def test_threshold_header_looser_up_to_max(envoy, llm, redis_server):
     d = cosine_distance(BASE, MID)
     assert MAIN_THRESHOLD < d < MAIN_MAX_THRESHOLD, d
     miss_and_store(envoy, redis_server, "main", BASE)
-    r = ask(envoy, "main", MID, headers={"x-semantic-threshold": "0.25"})
+    r = ask(envoy, "main", MID, headers={"x-semantic-distance": "0.25"})
     assert_status(r, "HIT", match="semantic")
     assert float(r.headers["x-cache-distance"]) == pytest.approx(d, abs=2e-3)
     # beyond maxThreshold: clamped to 0.30, which still covers this distance
-    assert_status(ask(envoy, "main", MID, headers={"x-semantic-threshold": "1.5"}), "HIT", match="semantic")
+    assert_status(ask(envoy, "main", MID, headers={"x-semantic-distance": "1.5"}), "HIT", match="semantic")
     # without the header the policy threshold (0.15) applies
     assert_status(ask(envoy, "main", MID), "MISS")
     assert llm.calls == 2
@@ -470,15 +470,15 @@ def test_threshold_header_beyond_max_is_clamped(envoy, llm, redis_server):
     d = cosine_distance(BASE, FAR)
     assert MAIN_MAX_THRESHOLD < d < 1.5, d
     miss_and_store(envoy, redis_server, "main", BASE)
-    r = ask(envoy, "main", FAR, headers={"x-semantic-threshold": "1.5"})
+    r = ask(envoy, "main", FAR, headers={"x-semantic-distance": "1.5"})
     assert_status(r, "MISS")
     assert llm.calls == 2
 
 
 def test_threshold_header_garbage_uses_policy(envoy, llm, redis_server):
     miss_and_store(envoy, redis_server, "main", BASE)
-    assert_status(ask(envoy, "main", NEAR, headers={"x-semantic-threshold": "abc"}), "HIT", match="semantic")
-    assert_status(ask(envoy, "main", MID, headers={"x-semantic-threshold": "abc"}), "MISS")
+    assert_status(ask(envoy, "main", NEAR, headers={"x-semantic-distance": "abc"}), "HIT", match="semantic")
+    assert_status(ask(envoy, "main", MID, headers={"x-semantic-distance": "abc"}), "MISS")
 
 
 def test_no_cache_skips_lookup_but_stores(envoy, llm, embed_openai, redis_server):
@@ -701,7 +701,7 @@ def test_rule_max_threshold(envoy, llm, redis_server):
     d = cosine_distance(BASE, FAR)
     assert LOOSE < d < FAQ_MAX, d
     miss_and_store(envoy, redis_server, "rules", BASE, path=FAQ)
-    r = ask(envoy, "rules", FAR, path=FAQ, headers={"x-semantic-threshold": "0.9"})  # clamped to 0.40
+    r = ask(envoy, "rules", FAR, path=FAQ, headers={"x-semantic-distance": "0.9"})  # clamped to 0.40
     assert_status(r, "HIT", match="semantic")
     assert_status(ask(envoy, "rules", FAR, path=FAQ), "MISS")  # rule threshold 0.30
 
