@@ -8,11 +8,11 @@
 
 use std::rc::Rc;
 
+use crate::core::api::{self, ApiShape};
 use crate::core::bypass::BypassReason;
 use crate::core::capture::{Capture, StoreRules};
 use crate::core::decision::{decide, Directives, RequestHeaders};
 use crate::core::embed::provider::{self, EmbedCall, EmbedError};
-use crate::core::entry;
 use crate::core::headers::{
     bypass_headers, DISTANCE_HEADER, KEY_HEADER, MATCH_HEADER, OVERRIDES_HEADER, REFUSED_HEADER, STATUS_HEADER,
     THRESHOLD_HEADER,
@@ -23,7 +23,7 @@ use crate::core::metrics::Metric;
 use crate::core::policy::{Policy, Provider, Settings};
 use crate::core::redis::resp::{self, RedisConn};
 use crate::core::redis::store::conn_of;
-use crate::core::request::{is_chat_path, parse_chat, ChatRequest};
+use crate::core::request::ChatRequest;
 use crate::core::verify::{canonical, Query, Refusal, Strictness};
 
 const ENTRY_FIELDS: [&str; 4] = ["body", "ctype", "created", "model"];
@@ -221,7 +221,7 @@ impl Flow {
         let (settings, rule) = self.policy.settings_for(m.method, m.path, m.route_name);
         let reason = if !m.method.eq_ignore_ascii_case("POST") {
             Some(BypassReason::Method)
-        } else if rule.is_none() && !is_chat_path(m.path) {
+        } else if rule.is_none() && ApiShape::detect(m.path).is_none() {
             Some(BypassReason::Path)
         } else if m.end_of_stream {
             Some(BypassReason::NoBody)
@@ -284,11 +284,13 @@ impl Flow {
             State::Buffering(i) => i,
             other => return self.ignore(other, "request body"),
         };
-        let chat =
-            match parse_chat(body, path, i.settings.embed.last_user_messages, i.settings.partition.context_window) {
-                Ok(c) => c,
-                Err(e) => return self.bypass(e.reason(), Vec::new()),
-            };
+        // A path a policy rule matched but no API shape knows is read as chat completions.
+        let shape = ApiShape::detect(path).unwrap_or_default();
+        let (last_n, window) = (i.settings.embed.last_user_messages, i.settings.partition.context_window);
+        let chat = match api::parse_request(shape, body, path, last_n, window) {
+            Ok(c) => c,
+            Err(e) => return self.bypass(e.reason(), Vec::new()),
+        };
         let tag = partition_tag(&PartitionInputs {
             model: &chat.model,
             tenant: i.tenant.as_deref(),
@@ -300,6 +302,9 @@ impl Flow {
         // contractions) are answered without an embedding; see verify/canon.rs.
         let key = entry_key(&self.policy.vector_store.key_prefix, &tag, &canonical(&chat.embed_text));
         let req = Pending { settings: i.settings, directives: i.directives, chat, tag, key };
+        if req.chat.shape.exact_only() && !req.directives.lookup {
+            return self.miss(Search { req, vector: Vec::new(), refused: None });
+        }
         if !req.directives.lookup {
             // `no-cache`: no lookup, but the answer is stored, which needs its vector.
             return self.start_embedding(req);
@@ -312,7 +317,7 @@ impl Flow {
             // hits pay for it: 32% of plain Envoy's rps at c=16 instead of 85%, bench/load).
             // A remote embedder does the same when the policy says so (no embedding spend on
             // exact hits).
-            p if p == Provider::Local || !self.policy.embedding.parallel => {
+            p if p == Provider::Local || !self.policy.embedding.parallel || req.chat.shape.exact_only() => {
                 self.state = State::ExactLookup(req);
                 Step::wait(vec![Command::Redis(exact)])
             }
@@ -428,6 +433,8 @@ impl Flow {
     fn on_exact_reply(&mut self, req: Pending, reply: Option<&[u8]>, now: u64) -> Step {
         match self.exact_result(reply) {
             Ok(Some((body, created))) => self.hit(&req, &body, created, None, now),
+            // Exact-only shapes (embeddings) never search: no vector is computed or stored.
+            Ok(None) if req.chat.shape.exact_only() => self.miss(Search { req, vector: Vec::new(), refused: None }),
             Ok(None) => self.start_embedding(req),
             Err(e) => self.redis_failed(&e),
         }
@@ -506,14 +513,10 @@ impl Flow {
     }
 
     fn hit(&mut self, req: &Pending, stored: &[u8], created: u64, distance: Option<f32>, now: u64) -> Step {
-        let (body, ctype) = if req.chat.stream {
-            match entry::render_sse(stored, req.chat.include_usage) {
-                Ok(b) => (b, entry::SSE_CONTENT_TYPE),
-                // An entry we cannot render is treated like a Redis failure: go upstream.
-                Err(e) => return self.redis_failed(&format!("stored entry unusable: {e}")),
-            }
-        } else {
-            (entry::render_json(stored), entry::JSON_CONTENT_TYPE)
+        let (body, ctype) = match api::render(req.chat.shape, stored, req.chat.stream, req.chat.include_usage) {
+            Ok(b) => b,
+            // An entry we cannot render is treated like a Redis failure: go upstream.
+            Err(e) => return self.redis_failed(&format!("stored entry unusable: {e}")),
         };
         let mut headers = vec![
             ("content-type".to_string(), ctype.to_string()),
@@ -564,7 +567,8 @@ impl Flow {
             State::Miss(search) => {
                 let refused = search.refused;
                 if store_allowed(&search.req) {
-                    let capture = Capture::new(self.policy.max_response_body_bytes, search.req.chat.stream);
+                    let (max, stream) = (self.policy.max_response_body_bytes, search.req.chat.stream);
+                    let capture = Capture::for_shape(max, stream, search.req.chat.shape);
                     let c = Capturing { search, capture, status, content_type: content_type.to_string() };
                     self.state = State::Capturing(Box::new(c));
                 } else {
@@ -625,21 +629,21 @@ impl Flow {
         let vs = &self.policy.vector_store;
         let created = now_secs.to_string();
         let blob = resp::vector_blob(&vector);
+        let mut fields: Vec<(&str, &[u8])> = vec![
+            ("partition", req.tag.as_bytes()),
+            ("vec", &blob),
+            ("body", &stored.body),
+            ("ctype", stored.content_type.as_bytes()),
+            ("created", created.as_bytes()),
+            ("model", req.chat.model.as_bytes()),
+            // What the verifier compares a later candidate with (README: stored data).
+            ("prompt", req.chat.embed_text.as_bytes()),
+        ];
+        // Exact-only entries have no vector: KNN never finds them, the exact key does.
+        fields.retain(|(name, value)| *name != "vec" || !value.is_empty());
         let pipeline = self.pipeline(&[
             resp::ft_create(&vs.index_name, &vs.key_prefix, self.policy.embedding.dimensions),
-            resp::hset(
-                &req.key,
-                &[
-                    ("partition", req.tag.as_bytes()),
-                    ("vec", &blob),
-                    ("body", &stored.body),
-                    ("ctype", stored.content_type.as_bytes()),
-                    ("created", created.as_bytes()),
-                    ("model", req.chat.model.as_bytes()),
-                    // What the verifier compares a later candidate with (README: stored data).
-                    ("prompt", req.chat.embed_text.as_bytes()),
-                ],
-            ),
+            resp::hset(&req.key, &fields),
             resp::expire(&req.key, req.directives.ttl_secs),
         ]);
         vec![Command::Store(pipeline)]
@@ -708,3 +712,7 @@ fn exact_hit(fields: Vec<Option<Vec<u8>>>) -> Option<(Vec<u8>, u64)> {
 #[cfg(test)]
 #[path = "flow_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "flow_shapes_tests.rs"]
+mod shapes_tests;
