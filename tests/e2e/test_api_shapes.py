@@ -63,6 +63,16 @@ def delta(envoy, before: dict) -> dict:
     return {k: now[k] - before[k] for k in now if now[k] != before[k]}
 
 
+def knn_searches(redis_server) -> int:
+    """FT.SEARCH calls Redis has served so far."""
+    stats = redis_server.command("INFO", "commandstats")
+    stats = stats.decode() if isinstance(stats, bytes) else str(stats)
+    for line in stats.splitlines():
+        if line.lower().startswith("cmdstat_ft.search:"):
+            return int(line.split("calls=")[1].split(",")[0])
+    return 0
+
+
 def test_paraphrase_is_within_the_threshold():
     assert 0 < cosine_distance(A, B) < THRESHOLD
 
@@ -90,7 +100,9 @@ def claude_stream(envoy, prompt, **kw):
 
 
 def test_anthropic_miss_exact_and_semantic_hits(envoy, shapes, redis_server):
+    searches = knn_searches(redis_server)
     status, _, msg = claude_ask(envoy, A, system="Be brief.")
+    assert knn_searches(redis_server) == searches + 1, "a chat-like shape does search (the check below can fail)"
     assert status == "MISS" and msg.content[0].text == f"echo: {A}"
     wait_stored(redis_server, "s")
     status, match, hit = claude_ask(envoy, A, system="Be brief.")
@@ -309,7 +321,7 @@ def emb_ask(envoy, text, **kw):
 @pytest.mark.parametrize("fmt", ["base64", "float"])
 def test_embeddings_exact_hit_without_embedding_or_knn(envoy, shapes, embed_openai, redis_server, fmt):
     kw = {} if fmt == "base64" else {"encoding_format": "float"}  # the SDK asks for base64 by default
-    before = counters(envoy)
+    before, searches = counters(envoy), knn_searches(redis_server)
     status, _, r = emb_ask(envoy, A, **kw)
     assert status == "MISS"
     assert r.data[0].embedding == pytest.approx(bow_embed(A), abs=1e-6)
@@ -325,6 +337,7 @@ def test_embeddings_exact_hit_without_embedding_or_knn(envoy, shapes, embed_open
     assert emb_ask(envoy, A.lower(), **kw)[0] == "MISS"
     assert shapes.calls_to("/v1/embeddings") == 3
     assert embed_openai.calls == 0, "the cache itself never embedded an embeddings request"
+    assert knn_searches(redis_server) == searches, "no KNN search for embeddings requests"
     d = delta(envoy, before)
     assert (d.get("hit_exact"), d.get("hit_semantic"), d.get("miss")) == (1, None, 3), d
 

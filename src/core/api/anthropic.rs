@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
-use super::{body_object, named_event, pick, split_turns, stored_object, without_cache_control, Turn};
+use super::{body_object, canonical_value, named_event, pick, split_turns, stored_object, Turn};
 use crate::core::capture::{NotStored, StoreRules};
 use crate::core::entry::{pieces, EntryError, PIECE_CHARS};
 use crate::core::request::{ChatRequest, RequestError};
@@ -62,12 +62,12 @@ pub fn parse(
             user: m.get("role").and_then(Value::as_str) == Some("user"),
             system: false,
             text: m.get("content").and_then(content_text),
-            canon: without_cache_control(m),
+            canon: canonical_value(m),
         })
         .collect();
     let system = match obj.get("system") {
         None | Some(Value::Null) => Vec::new(),
-        Some(s) => vec![without_cache_control(s)],
+        Some(s) => vec![canonical_value(s)],
     };
     let params = pick(&obj, ANSWER_PARAMS);
     let (embed_text, context) = split_turns(&turns, system, params, last_user_messages, context_window)?;
@@ -148,7 +148,9 @@ pub fn assemble(events: &[SseEvent]) -> Result<Value, NotStored> {
                 }
             }
             "message_stop" => stopped = true,
-            _ => return Err(NotStored::NotChatCompletion),
+            "error" => return Err(NotStored::NotChatCompletion),
+            // Anthropic may add event types; clients are told to ignore the ones they don't know.
+            _ => {}
         }
     }
     let mut message = message.ok_or(NotStored::Incomplete)?;
@@ -364,6 +366,16 @@ event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
         );
         assert_eq!(assemble(&sse_events(error.as_bytes())), Err(NotStored::NotChatCompletion));
         assert_eq!(assemble(&[]), Err(NotStored::Incomplete));
+        let unknown_delta =
+            STREAM.replace("\"type\":\"text_delta\",\"text\":\"there\"", "\"type\":\"citations_delta\"");
+        assert_eq!(assemble(&sse_events(unknown_delta.as_bytes())), Err(NotStored::NotChatCompletion));
+    }
+
+    #[test]
+    fn unknown_events_are_ignored() {
+        let extra =
+            STREAM.replace("event: ping", "event: future_event\ndata: {\"type\":\"future_event\"}\n\nevent: ping");
+        assert_eq!(assemble(&sse_events(extra.as_bytes())).unwrap()["content"][0]["text"], "Hé there");
     }
 
     #[test]

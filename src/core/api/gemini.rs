@@ -5,7 +5,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{body_object, split_turns, stored_object, without_cache_control, Turn};
+use super::{body_object, canonical_value, split_turns, stored_object, Turn};
 use crate::core::capture::{NotStored, StoreRules};
 use crate::core::entry::{pieces, EntryError, PIECE_CHARS};
 use crate::core::request::{ChatRequest, RequestError};
@@ -76,10 +76,10 @@ pub fn parse(
             user: matches!(c.get("role").and_then(Value::as_str), None | Some("user")),
             system: false,
             text: parts_text(c),
-            canon: without_cache_control(c),
+            canon: canonical_value(c),
         })
         .collect();
-    let system = get(&obj, "systemInstruction", "system_instruction").map(without_cache_control).into_iter().collect();
+    let system = get(&obj, "systemInstruction", "system_instruction").map(canonical_value).into_iter().collect();
     let mut params = Map::new();
     for (camel, snake) in ANSWER_PARAMS {
         if let Some(v) = get(&obj, camel, snake) {

@@ -157,17 +157,15 @@ pub(crate) fn pick(obj: &Map<String, Value>, names: &[&str]) -> Map<String, Valu
     names.iter().filter_map(|k| obj.get(*k).filter(|v| !v.is_null()).map(|v| ((*k).to_string(), v.clone()))).collect()
 }
 
-/// Drops `cache_control` markers (Anthropic prompt caching) at any depth: they change what the
-/// upstream bills, not what it answers.
-pub(crate) fn without_cache_control(v: &Value) -> Value {
+/// Canonical form of a context value: strings normalised like the embedded text (so spacing does
+/// not split partitions) and `cache_control` markers (Anthropic prompt caching) dropped at any
+/// depth: they change what the upstream bills, not what it answers.
+pub(crate) fn canonical_value(v: &Value) -> Value {
     match v {
         Value::Object(o) => Value::Object(
-            o.iter()
-                .filter(|(k, _)| *k != "cache_control")
-                .map(|(k, v)| (k.clone(), without_cache_control(v)))
-                .collect(),
+            o.iter().filter(|(k, _)| *k != "cache_control").map(|(k, v)| (k.clone(), canonical_value(v))).collect(),
         ),
-        Value::Array(a) => Value::Array(a.iter().map(without_cache_control).collect()),
+        Value::Array(a) => Value::Array(a.iter().map(canonical_value).collect()),
         Value::String(s) => Value::String(normalize_text(s)),
         other => other.clone(),
     }
@@ -302,7 +300,7 @@ mod tests {
     #[test]
     fn cache_control_is_dropped() {
         let v = json!([{"type": "text", "text": " a  b ", "cache_control": {"type": "ephemeral"}}]);
-        assert_eq!(without_cache_control(&v), json!([{"type": "text", "text": "a b"}]));
+        assert_eq!(canonical_value(&v), json!([{"type": "text", "text": "a b"}]));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use super::{body_object, named_event, pick, split_turns, stored_object, without_cache_control, Turn};
+use super::{body_object, canonical_value, named_event, pick, split_turns, stored_object, Turn};
 use crate::core::capture::{NotStored, StoreRules};
 use crate::core::entry::{pieces, EntryError, PIECE_CHARS};
 use crate::core::request::{ChatRequest, RequestError};
@@ -89,7 +89,7 @@ pub fn parse(
                     user: message && role == Some("user"),
                     system: message && matches!(role, Some("system" | "developer")),
                     text: it.get("content").and_then(content_text),
-                    canon: without_cache_control(it),
+                    canon: canonical_value(it),
                 }
             })
             .collect(),
@@ -97,7 +97,7 @@ pub fn parse(
     };
     let system = match obj.get("instructions") {
         None | Some(Value::Null) => Vec::new(),
-        Some(i) => vec![without_cache_control(i)],
+        Some(i) => vec![canonical_value(i)],
     };
     let params = pick(&obj, ANSWER_PARAMS);
     let (embed_text, context) = split_turns(&turns, system, params, last_user_messages, context_window)?;
