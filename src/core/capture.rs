@@ -1,6 +1,7 @@
 //! Miss-path response capture: buffers the upstream answer (up to a cap) and decides whether it
-//! may be stored. What gets stored is always one complete non-streaming `chat.completion` JSON:
-//! SSE streams are reassembled first, so a hit can be replayed as JSON or as SSE.
+//! may be stored. What gets stored is always one complete non-streaming answer in the request's
+//! API format (a `chat.completion` JSON here; the other shapes in `api/`): SSE streams are
+//! reassembled first, so a hit can be replayed as JSON or as SSE.
 
 use crate::core::api::{self, ApiShape};
 use crate::core::sse::{SseParser, StreamAssembler, StreamError};
