@@ -4,7 +4,7 @@
 pub enum BypassReason {
     /// Not a POST.
     Method,
-    /// Not a chat-completions path and no policy rule matched.
+    /// Not a supported API path (`api::ApiShape::detect`) and no policy rule matched.
     Path,
     /// The request has no body.
     NoBody,

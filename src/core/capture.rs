@@ -1,7 +1,9 @@
 //! Miss-path response capture: buffers the upstream answer (up to a cap) and decides whether it
-//! may be stored. What gets stored is always one complete non-streaming `chat.completion` JSON:
-//! SSE streams are reassembled first, so a hit can be replayed as JSON or as SSE.
+//! may be stored. What gets stored is always one complete non-streaming answer in the request's
+//! API format (a `chat.completion` JSON here; the other shapes in `api/`): SSE streams are
+//! reassembled first, so a hit can be replayed as JSON or as SSE.
 
+use crate::core::api::{self, ApiShape};
 use crate::core::sse::{SseParser, StreamAssembler, StreamError};
 use serde_json::Value;
 use thiserror::Error;
@@ -106,13 +108,19 @@ fn body_kind(content_type: &str, streaming: bool) -> Option<BodyKind> {
 pub struct Capture {
     max_bytes: usize,
     streaming: bool,
+    /// Decides the store rules and the stream format (see `api`).
+    shape: ApiShape,
     buf: Vec<u8>,
     truncated: bool,
 }
 
 impl Capture {
     pub fn new(max_bytes: usize, streaming: bool) -> Self {
-        Self { max_bytes, streaming, buf: Vec::new(), truncated: false }
+        Self::for_shape(max_bytes, streaming, ApiShape::OpenAiChat)
+    }
+
+    pub fn for_shape(max_bytes: usize, streaming: bool, shape: ApiShape) -> Self {
+        Self { max_bytes, streaming, shape, buf: Vec::new(), truncated: false }
     }
 
     /// Appends a body chunk. Past `max_bytes` the buffer is dropped for good: a partial answer
@@ -153,6 +161,9 @@ impl Capture {
         let kind = body_kind(content_type, self.streaming).ok_or(NotStored::NotJson)?;
         if self.buf.iter().all(u8::is_ascii_whitespace) {
             return Err(NotStored::Empty);
+        }
+        if self.shape != ApiShape::OpenAiChat {
+            return api::store(self.shape, &self.buf, kind == BodyKind::Sse, rules);
         }
         match kind {
             BodyKind::Json => {

@@ -10,7 +10,7 @@ pub const SSE_CONTENT_TYPE: &str = "text/event-stream; charset=utf-8";
 
 /// Characters of content per replayed chunk: small enough to look like a stream to clients that
 /// render progressively, large enough to keep the replay cheap.
-const PIECE_CHARS: usize = 20;
+pub(crate) const PIECE_CHARS: usize = 20;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum EntryError {
@@ -31,7 +31,7 @@ pub fn render_json(stored_body: &[u8]) -> Vec<u8> {
 }
 
 /// Splits on char boundaries into pieces of at most `n` chars (never splits a UTF-8 sequence).
-fn pieces(s: &str, n: usize) -> Vec<&str> {
+pub(crate) fn pieces(s: &str, n: usize) -> Vec<&str> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut count = 0;

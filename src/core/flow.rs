@@ -8,12 +8,12 @@
 
 use std::rc::Rc;
 
+use crate::core::api::{self, ApiShape};
 use crate::core::bypass::BypassReason;
 use crate::core::capture::{Capture, StoreRules};
 use crate::core::compat;
 use crate::core::decision::{decide, read_headers, Directives};
 use crate::core::embed::provider::{self, EmbedCall, EmbedError};
-use crate::core::entry;
 use crate::core::facts;
 use crate::core::headers::{bypass_headers, DISTANCE_HEADER, MATCH_HEADER, REFUSED_HEADER, STATUS_HEADER};
 use crate::core::key::{entry_key, partition_tag, provider_id, tenant_credential, PartitionInputs};
@@ -23,7 +23,7 @@ use crate::core::policy::{Policy, Provider, Settings};
 use crate::core::purge::{self, Progress, Purge, Selectors};
 use crate::core::redis::resp::{self, RedisConn};
 use crate::core::redis::store::conn_of;
-use crate::core::request::{is_chat_path, parse_chat, ChatRequest};
+use crate::core::request::ChatRequest;
 use crate::core::savings::{self, Savings};
 use crate::core::verify::{canonical, Query, Refusal, Strictness};
 
@@ -259,7 +259,7 @@ impl Flow {
         let (settings, rule) = self.policy.settings_for(m.method, m.path, m.route_name);
         let reason = if !m.method.eq_ignore_ascii_case("POST") {
             Some(BypassReason::Method)
-        } else if rule.is_none() && !is_chat_path(m.path) {
+        } else if rule.is_none() && ApiShape::detect(m.path).is_none() {
             Some(BypassReason::Path)
         } else if m.end_of_stream {
             Some(BypassReason::NoBody)
@@ -310,11 +310,13 @@ impl Flow {
             State::PurgeBody => return self.purge_body(body),
             other => return self.ignore(other, "request body"),
         };
-        let chat =
-            match parse_chat(body, path, i.settings.embed.last_user_messages, i.settings.partition.context_window) {
-                Ok(c) => c,
-                Err(e) => return self.bypass(e.reason(), Vec::new()),
-            };
+        // A path a policy rule matched but no API shape knows is read as chat completions.
+        let shape = ApiShape::detect(path).unwrap_or_default();
+        let (last_n, window) = (i.settings.embed.last_user_messages, i.settings.partition.context_window);
+        let chat = match api::parse_request(shape, body, path, last_n, window) {
+            Ok(c) => c,
+            Err(e) => return self.bypass(e.reason(), Vec::new()),
+        };
         let tag = partition_tag(&PartitionInputs {
             model: &chat.model,
             tenant: i.tenant.as_deref(),
@@ -348,7 +350,7 @@ impl Flow {
             // hits pay for it: 32% of plain Envoy's rps at c=16 instead of 85%, bench/load).
             // A remote embedder does the same when the policy says so (no embedding spend on
             // exact hits).
-            p if p == Provider::Local || !self.policy.embedding.parallel => {
+            p if p == Provider::Local || !self.policy.embedding.parallel || req.chat.shape.exact_only() => {
                 self.state = State::ExactLookup(req);
                 Step::wait(vec![Command::Redis(exact)])
             }
@@ -366,7 +368,8 @@ impl Flow {
     /// The exact tier missed (or was not asked): embed, or with a custom key go upstream and store
     /// the answer without a vector (it is only ever found by its key).
     fn after_exact_miss(&mut self, req: Pending) -> Step {
-        if req.directives.exact_key.is_some() {
+        // A custom key or an exact-only shape (embeddings) never searches: no vector is computed or stored.
+        if req.directives.exact_key.is_some() || req.chat.shape.exact_only() {
             return self.miss(Search { req, vector: Vec::new(), refused: None });
         }
         self.start_embedding(req)
@@ -560,14 +563,10 @@ impl Flow {
         saved: Savings,
         now: u64,
     ) -> Step {
-        let (body, ctype) = if req.chat.stream {
-            match entry::render_sse(stored, req.chat.include_usage) {
-                Ok(b) => (b, entry::SSE_CONTENT_TYPE),
-                // An entry we cannot render is treated like a Redis failure: go upstream.
-                Err(e) => return self.redis_failed(&format!("stored entry unusable: {e}")),
-            }
-        } else {
-            (entry::render_json(stored), entry::JSON_CONTENT_TYPE)
+        let (body, ctype) = match api::render(req.chat.shape, stored, req.chat.stream, req.chat.include_usage) {
+            Ok(b) => b,
+            // An entry we cannot render is treated like a Redis failure: go upstream.
+            Err(e) => return self.redis_failed(&format!("stored entry unusable: {e}")),
         };
         let tier = if distance.is_some() { "semantic" } else { "exact" };
         let dist = format!("{:.4}", distance.unwrap_or(0.0).max(0.0));
@@ -638,7 +637,8 @@ impl Flow {
             State::Miss(search) => {
                 let refused = search.refused;
                 if store_allowed(&search.req) {
-                    let capture = Capture::new(self.policy.max_response_body_bytes, search.req.chat.stream);
+                    let (max, stream) = (self.policy.max_response_body_bytes, search.req.chat.stream);
+                    let capture = Capture::for_shape(max, stream, search.req.chat.shape);
                     let c = Capturing { search, capture, status, content_type: content_type.to_string() };
                     self.state = State::Capturing(Box::new(c));
                 } else {
@@ -717,7 +717,8 @@ impl Flow {
         ];
         fields.extend(savings::FIELDS.iter().zip(&saved).map(|(f, v)| (*f, v.as_bytes())));
         fields.extend(req.sel.fields().into_iter().map(|(f, v)| (f, v.as_bytes())));
-        // A custom-key entry has no vector: it is found by its key only, never by a KNN search.
+        // Custom-key and exact-only (embeddings) entries have no vector: KNN never finds them, the
+        // exact key does.
         if !vector.is_empty() {
             fields.insert(1, ("vec", &blob));
         }
@@ -873,3 +874,7 @@ fn exact_hit(fields: Vec<Option<Vec<u8>>>) -> Option<(Vec<u8>, u64, Savings)> {
 #[cfg(test)]
 #[path = "flow_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "flow_shapes_tests.rs"]
+mod shapes_tests;

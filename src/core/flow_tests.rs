@@ -250,7 +250,7 @@ fn bypass_reasons_from_headers_and_body() {
     assert_eq!(f.on_request_headers(&headers("GET", PATH, &none)).next, Next::Continue);
     assert_eq!(reason(&f), Some("method"));
     let mut f = Flow::new(policy(serde_json::json!({})));
-    assert_eq!(f.on_request_headers(&headers("POST", "/v1/embeddings", &none)).next, Next::Continue);
+    assert_eq!(f.on_request_headers(&headers("POST", "/v1/completions", &none)).next, Next::Continue);
     assert_eq!(reason(&f), Some("path"));
     let skip = |n: &str| (n == "x-semantic-cache-skip").then(|| "1".to_string());
     let mut f = Flow::new(policy(serde_json::json!({})));

@@ -1,4 +1,5 @@
 //! Host-free core: everything here runs natively under `cargo test`.
+pub mod api;
 pub mod bypass;
 pub mod calibration;
 pub mod capture;

@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 use thiserror::Error;
 use unicode_normalization::UnicodeNormalization;
 
+use crate::core::api::ApiShape;
 use crate::core::bypass::BypassReason;
 
 #[derive(Debug, Error, PartialEq)]
@@ -17,6 +18,9 @@ pub enum RequestError {
     NoUserMessage,
     #[error("embedded messages carry non-text content")]
     NonTextContent,
+    /// A request whose answer depends on state the cache cannot see, or a mode it cannot replay.
+    #[error("request is not cacheable: {0}")]
+    Unsupported(&'static str),
 }
 
 impl RequestError {
@@ -24,7 +28,9 @@ impl RequestError {
         match self {
             RequestError::InvalidJson => BypassReason::InvalidJson,
             RequestError::NotChat => BypassReason::NotChat,
-            RequestError::NoUserMessage | RequestError::NonTextContent => BypassReason::NotCacheable,
+            RequestError::NoUserMessage | RequestError::NonTextContent | RequestError::Unsupported(_) => {
+                BypassReason::NotCacheable
+            }
         }
     }
 }
@@ -70,6 +76,8 @@ pub struct ChatRequest {
     pub embed_text: String,
     /// Canonical JSON of everything else that must match: context messages and answer params.
     pub context: String,
+    /// The API the request speaks: decides capture and replay, and is part of the context.
+    pub shape: ApiShape,
 }
 
 /// Azure OpenAI puts the deployment (= model) in the path, and the body usually has no `model`.
@@ -211,7 +219,17 @@ pub fn parse_chat(
     let n = obj.get("n").and_then(Value::as_u64).unwrap_or(1);
     let temperature = obj.get("temperature").and_then(Value::as_f64);
     let logprobs = obj.get("logprobs").and_then(Value::as_bool).unwrap_or(false);
-    Ok(ChatRequest { model, stream, include_usage, n, temperature, logprobs, embed_text, context })
+    Ok(ChatRequest {
+        model,
+        stream,
+        include_usage,
+        n,
+        temperature,
+        logprobs,
+        embed_text,
+        context,
+        shape: ApiShape::OpenAiChat,
+    })
 }
 
 fn canonical_message(m: &Value) -> Value {

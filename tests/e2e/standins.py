@@ -375,3 +375,193 @@ class EmbeddingStandIn(_StandIn):
             resp = {"id": f"embd-{self.calls}", **resp,
                     "usage": {"prompt_tokens": ntok, "total_tokens": ntok, "completion_tokens": 0}}
         self._send_json(h, 200, resp)
+
+
+# ------------------------------------------------------------------------------------------------
+# Other API shapes (Anthropic Messages, Gemini, OpenAI Responses, embeddings) on one upstream
+# ------------------------------------------------------------------------------------------------
+_GEMINI = re.compile(r"^/v1(?:beta|alpha)?/models/([^/:]+):(generateContent|streamGenerateContent)$")
+
+
+def _b64_floats(v: list[float]) -> str:
+    import base64
+    import struct
+    return base64.b64encode(struct.pack(f"<{len(v)}f", *v)).decode()
+
+
+class ShapesStandIn(_StandIn):
+    """One upstream speaking Anthropic ``POST /v1/messages``, Gemini
+    ``POST /v1beta/models/{m}:generateContent`` / ``:streamGenerateContent?alt=sse``, OpenAI
+    ``POST /v1/responses`` and ``POST /v1/embeddings`` (float or base64 vectors), each in its own
+    wire format, JSON and streaming. Text answers are ``echo: <last user text>``.
+
+    ``cut`` (reset by ``reset()``) breaks streams: ``"no-end"`` leaves out the event that ends a
+    complete stream (Anthropic ``message_stop``, Gemini ``finishReason``, Responses
+    ``response.completed``); ``"drop"`` ends the response after the first few events."""
+
+    name = "shapes-standin"
+
+    def __init__(self) -> None:
+        self.cut: str | None = None
+        super().__init__()
+
+    def reset(self) -> None:
+        super().reset()
+        self.cut = None
+
+    def calls_to(self, prefix: str) -> int:
+        with self._lock:
+            return sum(1 for r in self.requests if r["path"].startswith(prefix))
+
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        rec = self._read(h)
+        path, body = rec["path"], rec["json"]
+        if h.command != "POST" or not isinstance(body, dict):
+            return self._send_json(h, 404, _error_body(404, f"no route {h.command} {path}"))
+        if self.status is not None:
+            return self._send_json(h, self.status, _error_body(self.status, "forced by test"))
+        n = self.calls
+        if path == "/v1/messages":
+            return self._anthropic(h, body, n)
+        m = _GEMINI.match(path)
+        if m:
+            return self._gemini(h, body, m.group(1), m.group(2) == "streamGenerateContent", n)
+        if path == "/v1/responses":
+            return self._responses(h, body, n)
+        if path == "/v1/embeddings" or _AZURE_EMB.match(path):
+            return self._embeddings(h, body)
+        return self._send_json(h, 404, _error_body(404, f"no route {path}"))
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def _sse(self, h, frames: list[bytes]) -> None:
+        h.send_response(200)
+        h.send_header("content-type", "text/event-stream; charset=utf-8")
+        h.send_header("transfer-encoding", "chunked")
+        h.end_headers()
+        if self.cut == "drop":
+            frames = frames[:3]
+        try:
+            for f in frames:
+                h.wfile.write(b"%x\r\n%s\r\n" % (len(f), f))
+                h.wfile.flush()
+            h.wfile.write(b"0\r\n\r\n")
+            h.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    @staticmethod
+    def _named(kind: str, data: dict) -> bytes:
+        return f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode()
+
+    @staticmethod
+    def _words(text: str) -> list[str]:
+        ws = text.split(" ")
+        return [w if i == 0 else " " + w for i, w in enumerate(ws)]
+
+    # -- Anthropic -----------------------------------------------------------------------------
+    @staticmethod
+    def _anthropic_text(body: dict) -> str:
+        for m in reversed(body.get("messages") or []):
+            if m.get("role") == "user":
+                c = m.get("content")
+                if isinstance(c, list):
+                    return " ".join(b.get("text", "") for b in c if isinstance(b, dict))
+                return str(c or "")
+        return ""
+
+    def _anthropic(self, h, body, n):
+        text = "echo: " + self._anthropic_text(body)
+        msg = {"id": f"msg_standin_{n}", "type": "message", "role": "assistant", "model": body.get("model"),
+               "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": None,
+               "usage": {"input_tokens": 7, "output_tokens": 5}}
+        if not body.get("stream"):
+            return self._send_json(h, 200, msg)
+        start = dict(msg, content=[], stop_reason=None, usage={"input_tokens": 7, "output_tokens": 1})
+        frames = [self._named("message_start", {"type": "message_start", "message": start}),
+                  self._named("content_block_start", {"type": "content_block_start", "index": 0,
+                                                      "content_block": {"type": "text", "text": ""}}),
+                  self._named("ping", {"type": "ping"})]
+        frames += [self._named("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                                       "delta": {"type": "text_delta", "text": w}})
+                   for w in self._words(text)]
+        frames += [self._named("content_block_stop", {"type": "content_block_stop", "index": 0}),
+                   self._named("message_delta", {"type": "message_delta",
+                                                 "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                                                 "usage": {"output_tokens": 5}})]
+        if self.cut != "no-end":
+            frames.append(self._named("message_stop", {"type": "message_stop"}))
+        self._sse(h, frames)
+
+    # -- Gemini --------------------------------------------------------------------------------
+    def _gemini(self, h, body, model, stream, n):
+        user = [c for c in body.get("contents") or [] if c.get("role", "user") == "user"]
+        last = " ".join(p.get("text", "") for p in (user[-1].get("parts") if user else []))
+        text = "echo: " + last
+        usage = {"promptTokenCount": 7, "candidatesTokenCount": 5, "totalTokenCount": 12}
+        head = {"modelVersion": model, "responseId": f"gem-standin-{n}"}
+        if not stream:
+            return self._send_json(h, 200, {"candidates": [{"content": {"role": "model", "parts": [{"text": text}]},
+                                                            "finishReason": "STOP", "index": 0}],
+                                            "usageMetadata": usage, **head})
+        words = self._words(text)
+        frames = []
+        for i, w in enumerate(words):
+            cand = {"content": {"role": "model", "parts": [{"text": w}]}, "index": 0}
+            chunk = {"candidates": [cand], **head}
+            if i + 1 == len(words) and self.cut != "no-end":
+                cand["finishReason"] = "STOP"
+                chunk["usageMetadata"] = usage
+            frames.append(b"data: " + json.dumps(chunk).encode() + b"\r\n\r\n")
+        self._sse(h, frames)
+
+    # -- OpenAI Responses ----------------------------------------------------------------------
+    def _responses(self, h, body, n):
+        inp = body.get("input")
+        if isinstance(inp, list):
+            users = [i for i in inp if i.get("role") == "user"]
+            c = users[-1].get("content") if users else ""
+            inp = " ".join(p.get("text", "") for p in c) if isinstance(c, list) else str(c)
+        text = "echo: " + str(inp)
+        rid, mid = f"resp_standin_{n}", f"msg_standin_{n}"
+        part = {"type": "output_text", "text": text, "annotations": []}
+        item = {"type": "message", "id": mid, "status": "completed", "role": "assistant", "content": [part]}
+        resp = {"id": rid, "object": "response", "created_at": 1700000000 + n, "status": "completed",
+                "model": body.get("model"), "output": [item], "instructions": body.get("instructions"),
+                "parallel_tool_calls": True, "tool_choice": "auto", "tools": [], "error": None,
+                "incomplete_details": None, "metadata": {},
+                "usage": {"input_tokens": 7, "output_tokens": 5, "total_tokens": 12,
+                          "input_tokens_details": {"cached_tokens": 0},
+                          "output_tokens_details": {"reasoning_tokens": 0}}}
+        if not body.get("stream"):
+            return self._send_json(h, 200, resp)
+        seq = iter(range(10_000))
+
+        def ev(kind, **data):
+            return self._named(kind, {"type": kind, "sequence_number": next(seq), **data})
+
+        start = dict(resp, status="in_progress", output=[], usage=None)
+        at = {"item_id": mid, "output_index": 0, "content_index": 0}
+        frames = [ev("response.created", response=start), ev("response.in_progress", response=start),
+                  ev("response.output_item.added", output_index=0,
+                     item=dict(item, status="in_progress", content=[])),
+                  ev("response.content_part.added", part=dict(part, text=""), **at)]
+        frames += [ev("response.output_text.delta", delta=w, logprobs=[], **at) for w in self._words(text)]
+        frames += [ev("response.output_text.done", text=text, logprobs=[], **at),
+                   ev("response.content_part.done", part=part, **at),
+                   ev("response.output_item.done", output_index=0, item=item)]
+        if self.cut != "no-end":
+            frames.append(ev("response.completed", response=resp))
+        self._sse(h, frames)
+
+    # -- embeddings ----------------------------------------------------------------------------
+    def _embeddings(self, h, body):
+        inputs = body.get("input")
+        inputs = [inputs] if isinstance(inputs, str) else inputs
+        if not isinstance(inputs, list) or not all(isinstance(x, str) for x in inputs):
+            return self._send_json(h, 400, _error_body(400, "input must be a string or a list of strings"))
+        b64 = body.get("encoding_format") == "base64"
+        data = [{"object": "embedding", "index": i,
+                 "embedding": _b64_floats(bow_embed(t)) if b64 else bow_embed(t)} for i, t in enumerate(inputs)]
+        ntok = sum(len(t.split()) for t in inputs)
+        self._send_json(h, 200, {"object": "list", "data": data, "model": body.get("model"),
+                                 "usage": {"prompt_tokens": ntok, "total_tokens": ntok}})
