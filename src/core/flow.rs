@@ -339,8 +339,9 @@ impl Flow {
         }
         let exact = self.pipeline(&[resp::hmget(&req.key, &ENTRY_FIELDS)]);
         match self.policy.embedding.provider {
-            // A custom key is looked up by the key alone: no embedding, no semantic search.
-            _ if req.directives.exact_key.is_some() => {
+            // A custom key or an exact-only shape is looked up by the key alone: no embedding, no
+            // semantic search.
+            _ if req.directives.exact_key.is_some() || req.chat.shape.exact_only() => {
                 self.state = State::ExactLookup(req);
                 Step::wait(vec![Command::Redis(exact)])
             }
@@ -350,7 +351,7 @@ impl Flow {
             // hits pay for it: 32% of plain Envoy's rps at c=16 instead of 85%, bench/load).
             // A remote embedder does the same when the policy says so (no embedding spend on
             // exact hits).
-            p if p == Provider::Local || !self.policy.embedding.parallel || req.chat.shape.exact_only() => {
+            p if p == Provider::Local || !self.policy.embedding.parallel => {
                 self.state = State::ExactLookup(req);
                 Step::wait(vec![Command::Redis(exact)])
             }

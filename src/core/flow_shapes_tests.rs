@@ -20,6 +20,7 @@ fn start(f: &mut Flow, path: &str, body: serde_json::Value) -> Step {
         method: "POST",
         path,
         route_name: None,
+        cluster: None,
         end_of_stream: false,
         index_mismatch: false,
         header: &none,
