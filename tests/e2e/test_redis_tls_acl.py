@@ -128,7 +128,8 @@ class Stunnel:
             pytest.fail("stunnel4 missing: run `make install` (scripts/install.sh installs it)", pytrace=False)
         self.dir = Path(tempfile.mkdtemp(prefix="semcache-stunnel-"))
         self.ports = {name: free_port() for name in backends}
-        lines = ["foreground = yes", "pid =", f"output = {self.dir / 'stunnel.log'}", "debug = notice"]
+        lines = ["foreground = yes", "pid =", f"output = {self.dir / 'stunnel.log'}", "debug = notice",
+                 "socket = l:TCP_NODELAY=1", "socket = r:TCP_NODELAY=1"]
         for name, port in backends.items():
             lines += [f"[{name}]", f"accept = 127.0.0.1:{self.ports[name]}", f"connect = 127.0.0.1:{port}",
                       f"cert = {pki / 'server.pem'}", f"key = {pki / 'server.key'}"]
