@@ -246,10 +246,12 @@ def _tls_checked(cluster: dict, host: str) -> None:
     assert {"san_type": "DNS", "matcher": {"exact": host}} in vc["match_typed_subject_alt_names"]
 
 
-def test_compose_llm_and_embedding_clusters_use_tls():
-    cfg = yaml.safe_load(ENVOY_COMPOSE.read_text())
+@pytest.mark.parametrize("service,names", [("envoy", ("llm", "embedding")), ("envoy-sidecar", ("llm",))])
+def test_compose_llm_and_embedding_clusters_use_tls(service, names):
+    """(the sidecar Envoy's `embedding` cluster is the compose-internal embedder: plain HTTP)"""
+    cfg = yaml.safe_load(COMPOSE_ENVOYS[service][0].read_text())
     clusters = {c["name"]: c for c in cfg["static_resources"]["clusters"]}
-    for name in ("llm", "embedding"):
+    for name in names:
         host = clusters[name]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"][
             "socket_address"]["address"]
         _tls_checked(clusters[name], host)
