@@ -7,7 +7,8 @@
   cluster) with only its host, port, SNI, SAN and CA rewritten; the LLM cluster is envoy-compose.yaml's, the
   same way. The policy is envoy/policies/local.json with the compose stack's index, key prefix and ACL user.
 
-Sites: `tls` (all of the above: MISS, exact HIT, paraphrase HIT), `wrongpw` (same cluster, wrong
+Sites: `tls` (all of the above: MISS, exact HIT, paraphrase HIT), `tlsembed` (a remote embedding provider
+through the compose `embedding` cluster, TLS to a stand-in behind stunnel), `wrongpw` (same cluster, wrong
 password: BYPASS redis-error, the LLM still answers), `badsan` (a cluster that expects another certificate
 name: the handshake is refused, BYPASS redis-error). Then the ACL user itself, over the TLS port: the
 filter's commands work, everything else is NOPERM, and the ACL grants exactly the commands the filter sends.
@@ -27,12 +28,12 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-import requests
 import yaml
 
 import harness
-from harness import (ROOT, EnvoyProcess, RedisError, RedisServer, Site, _Reader, assert_status, binary, chat_body,
-                     explain, free_port, resp_encode, terminate, wait_tcp)
+from harness import (ROOT, EnvoyProcess, RedisError, RedisServer, Site, _Reader, assert_status, binary,
+                     free_port, resp_encode, terminate, wait_tcp)
+from standins import EmbeddingStandIn
 
 ACL_FILE = ROOT / "deploy" / "redis" / "users.acl"
 CLOUD_CLUSTER = ROOT / "deploy" / "redis" / "redis-cloud-cluster.yaml"
@@ -43,7 +44,7 @@ REDIS_SRC = ROOT / "src" / "core" / "redis"
 # The dev passwords of deploy/redis/users.acl (README: replace them; the file stores only their SHA-256).
 FILTER_USER, FILTER_PASSWORD = "semcache", "change-me-semcache"
 ADMIN_USER, ADMIN_PASSWORD = "admin", "change-me-admin"
-REDIS_NAME, LLM_NAME = "redis.semcache.test", "llm.semcache.test"
+REDIS_NAME, LLM_NAME, EMBED_NAME = "redis.semcache.test", "llm.semcache.test", "embed.semcache.test"
 
 ask = partial(harness.ask, auth="Bearer sk-tls-acl-test")
 
@@ -159,8 +160,18 @@ def acl_redis():
 
 
 @pytest.fixture(scope="module")
-def tunnel(pki, acl_redis, llm):
-    t = Stunnel(pki, {"redis": acl_redis.port, "llm": llm.port})
+def embedder():
+    """An OpenAI-compatible embedding stand-in with the static model's dimensions: the ACL allows one index
+    (semcache_idx), which the `tls` site creates with those dimensions."""
+    s = EmbeddingStandIn("openai", api_key="test-tls-embed-key",
+                         dim=json.loads(LOCAL_POLICY.read_text())["embedding"]["dimensions"])
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def tunnel(pki, acl_redis, llm, embedder):
+    t = Stunnel(pki, {"redis": acl_redis.port, "llm": llm.port, "embed": embedder.port})
     yield t
     t.close()
 
@@ -193,7 +204,7 @@ def _policy(cluster: str, password: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def envoy(tunnel, pki, acl_redis, wasm_file, tmp_path_factory):
+def envoy(tunnel, pki, acl_redis, embedder, wasm_file, tmp_path_factory):
     assert compose_policy()["vectorStore"]["username"] == FILTER_USER
     assert compose_policy()["vectorStore"]["password"] == FILTER_PASSWORD
     cloud = yaml.safe_load(CLOUD_CLUSTER.read_text())
@@ -206,7 +217,14 @@ def envoy(tunnel, pki, acl_redis, wasm_file, tmp_path_factory):
         # a CA that did not sign the server's certificate
         "redis_badca": _point(cloud, "redis_badca", rp, REDIS_NAME, pki / "other-ca.pem", REDIS_NAME),
     }
-    sites = [Site("tls", _policy("redis", FILTER_PASSWORD)),
+    # a remote embedding provider over TLS: the compose config's `embedding` cluster
+    clusters["embedding"] = _point(compose_cluster("embedding"), "embedding", tunnel.ports["embed"], EMBED_NAME,
+                                   pki / "ca.pem", EMBED_NAME)
+    remote = harness.policy_for("tlsembed", embedder, threshold=0.2, cluster="embedding")
+    remote["embedding"]["url"] = f"https://{EMBED_NAME}/v1/embeddings"
+    remote["vectorStore"].update({"cluster": "redis", "indexName": "semcache_idx", "keyPrefix": "semcache:",
+                                  "username": FILTER_USER, "password": FILTER_PASSWORD})
+    sites = [Site("tls", _policy("redis", FILTER_PASSWORD)), Site("tlsembed", remote, vm_id="tlsembed"),
              Site("wrongpw", _policy("redis", "not-the-password")),
              Site("badsan", _policy("redis_badsan", FILTER_PASSWORD)),
              Site("badca", _policy("redis_badca", FILTER_PASSWORD))]
@@ -251,6 +269,21 @@ def test_llm_miss_goes_over_tls(envoy, llm, tunnel):
     assert llm.calls == 1
     assert llm.last()["headers"]["authorization"] == "Bearer sk-tls-acl-test"
     assert re.search(r"Service \[llm\] accepted connection", tunnel.log()), tunnel.log()[-2000:]
+
+
+def test_remote_embedding_over_tls(envoy, llm, embedder, tunnel, acl_redis):
+    """The embedding callout goes through the compose `embedding` cluster (TLS, SNI, SAN) to the provider."""
+    stored = envoy.counter("store_ok")
+    r = ask(envoy, "tlsembed", "How do I reverse a linked list in C?")
+    assert_status(r, "MISS")
+    assert embedder.calls >= 1
+    assert embedder.last()["headers"]["authorization"] == f"Bearer {embedder.api_key}"
+    assert re.search(r"Service \[embed\] accepted connection", tunnel.log()), tunnel.log()[-2000:]
+    harness.wait_counter(envoy, "store_ok", stored + 1)
+    calls = embedder.calls
+    r = ask(envoy, "tlsembed", "How can I reverse a linked list in C?")  # a paraphrase: needs the embedding
+    assert_status(r, "HIT", match="semantic")
+    assert embedder.calls == calls + 1 and llm.calls == 1
 
 
 @pytest.mark.parametrize("site", ["wrongpw", "badsan", "badca"])
