@@ -23,7 +23,7 @@ export EMBED_PROVIDER EMBED_URL EMBED_API_KEY EMBED_MODEL EMBED_DIMENSIONS
 
 PYTEST_ARGS ?=
 
-.PHONY: help install build build-static build-local lint test test-rust test-e2e up down status bench bench-load bench-scale bench-cache bench-embed bench-quality eval clean distclean
+.PHONY: help install build build-static build-local lint test test-rust test-e2e up down status demo wasm-image bench bench-load bench-scale bench-cache bench-embed bench-quality eval clean distclean
 
 help:
 	@echo "make install      idempotent install into .local/ (venv, envoy, redis-server, redisearch.so)"
@@ -32,6 +32,8 @@ help:
 	@echo "make lint         cargo fmt --check, clippy -D warnings (native, all features; wasm32-wasip1)"
 	@echo "make test         install, build, lint, cargo test --all-features, pytest tests (real Envoy + Redis + wasm)"
 	@echo "make up / down    local stack: redis :$(REDIS_PORT), envoy :$(LISTEN_PORT) (admin :$(ADMIN_PORT)); state in .local/run/"
+	@echo "make demo         one-minute demo: private stack + LLM stand-in (300-900 ms), scripted prompts, table, totals"
+	@echo "make wasm-image   the filter as a Wasm OCI image (deploy/oci/Dockerfile): IMAGE=registry/name:tag [WASM=...]"
 	@echo "make bench        the cache under load (wrk) vs plain Envoy: bench/results.{json,md,png} (bench/load, ~6 min)"
 	@echo "make bench-scale  Redis KNN at 10k/100k(/1M) entries, HNSW vs FLAT (bench/scale; SCALE_ARGS=...)"
 	@echo "make bench-cache / bench-embed  sequential latency (bench/cache) and in-filter model (bench/embed)"
@@ -80,6 +82,17 @@ down:
 
 status:
 	scripts/stack.sh status
+
+# Own Redis/Envoy/LLM stand-in on free ports (does not touch `make up`'s); DEMO_LLM_LATENCY_MS=300-900.
+demo: install build
+	$(VENV)/bin/python scripts/demo.py $(DEMO_ARGS)
+
+# Envoy Gateway / Istio pull the filter as an OCI image (deploy/envoy-gateway, deploy/istio).
+IMAGE ?= semantic-cache-wasm:dev
+wasm-image: build
+	mkdir -p build/oci
+	cp $(WASM) build/oci/plugin.wasm
+	docker build -f deploy/oci/Dockerfile -t $(IMAGE) build/oci
 
 # Benchmarks print ratios measured side by side in one run (never asserted in tests).
 bench: install build build-local bench-load

@@ -43,6 +43,19 @@ if ! command -v wrk >/dev/null 2>&1; then
   fi
 fi
 
+# --- stunnel4 (TLS in front of Redis and the LLM stand-in in tests/e2e/test_redis_tls_acl.py) ---
+if ! command -v stunnel4 >/dev/null 2>&1 && ! command -v stunnel >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    SUDO=""; [ "$(id -u)" = "0" ] || SUDO="sudo"
+    log "apt-get install stunnel4 (TLS terminator for the Redis/LLM TLS tests)"
+    $SUDO apt-get update -qq >/dev/null || log "warning: apt-get update failed"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq stunnel4 >/dev/null \
+      || log "warning: could not install stunnel4; the TLS tests need it"
+  else
+    log "warning: stunnel4 not found and no apt-get; install stunnel4 for the TLS tests"
+  fi
+fi
+
 # --- Python venv ---
 if [ ! -x "$VENV/bin/python" ]; then
   log "creating venv at $VENV"

@@ -12,6 +12,7 @@
 * every policy (envoy/policies/*.json, the one inside envoy-compose.yaml, the test policies)
   validates against policy-schema.json (JSON Schema draft 2020-12).
 """
+import hashlib
 import json
 import os
 import re
@@ -196,3 +197,84 @@ def test_ci_run_script():
     text = ci.read_text()
     assert os.access(ci, os.X_OK)
     assert text.startswith("#!/usr/bin/env bash") and "set -euo pipefail" in text and "make test" in text
+
+
+# ------------------------------------------------------------------------------------------------
+# production wiring (issue 11): Redis ACL + AOF in compose, TLS upstreams, the Redis Cloud cluster
+# ------------------------------------------------------------------------------------------------
+ACL_FILE = ROOT / "deploy" / "redis" / "users.acl"
+CLOUD_CLUSTER = ROOT / "deploy" / "redis" / "redis-cloud-cluster.yaml"
+
+
+def test_compose_redis_has_acl_and_persistence():
+    compose = yaml.safe_load(COMPOSE.read_text())
+    redis = compose["services"]["redis"]
+    cmd = redis["command"]
+    assert cmd[cmd.index("--aclfile") + 1] == "/etc/redis/users.acl"
+    assert cmd[cmd.index("--appendonly") + 1] == "yes"
+    assert any(v.startswith("./deploy/redis/users.acl:/etc/redis/users.acl") for v in redis["volumes"])
+    assert any(v.split(":")[1] == "/data" for v in redis["volumes"]), "AOF must live in a volume"
+    assert "redis-data" in compose.get("volumes", {})
+    assert all(p.startswith("127.0.0.1:") for p in redis.get("ports", [])), "Redis is not published to the world"
+    # the healthcheck logs in as the filter's user, so a broken ACL file keeps Envoy from starting
+    assert "semcache" in redis["healthcheck"]["test"]
+    for svc in ("envoy", "envoy-sidecar"):
+        assert compose["services"][svc]["depends_on"]["redis"]["condition"] == "service_healthy"
+    acl = ACL_FILE.read_text().splitlines()
+    assert acl[0].startswith("user default off"), "the passwordless default user must be off"
+    assert not any(">" in tok for line in acl for tok in line.split()), "passwords only as #<sha256>"
+
+
+@pytest.mark.parametrize("service", sorted(COMPOSE_ENVOYS))
+def test_compose_policy_logs_in_as_the_acl_user(service):
+    cfg = yaml.safe_load(COMPOSE_ENVOYS[service][0].read_text())
+    hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    wasm = next(f for f in hcm["http_filters"] if f["name"] == "envoy.filters.http.wasm")
+    vs = json.loads(wasm["typed_config"]["config"]["configuration"]["value"])["vectorStore"]
+    line = next(ln for ln in ACL_FILE.read_text().splitlines() if ln.startswith(f"user {vs['username']} "))
+    assert "#" + hashlib.sha256(vs["password"].encode()).hexdigest() in line.split()
+    assert f"~{vs['keyPrefix']}*" in line.split() and f"~{vs['indexName']}" in line.split()
+
+
+def _tls_checked(cluster: dict, host: str) -> None:
+    ts = cluster["transport_socket"]
+    assert ts["name"] == "envoy.transport_sockets.tls"
+    tls = ts["typed_config"]
+    assert tls["sni"] == host
+    vc = tls["common_tls_context"]["validation_context"]
+    assert vc["trusted_ca"]["filename"]
+    assert {"san_type": "DNS", "matcher": {"exact": host}} in vc["match_typed_subject_alt_names"]
+
+
+@pytest.mark.parametrize("service,names", [("envoy", ("llm", "embedding")), ("envoy-sidecar", ("llm",))])
+def test_compose_llm_and_embedding_clusters_use_tls(service, names):
+    """(the sidecar Envoy's `embedding` cluster is the compose-internal embedder: plain HTTP)"""
+    cfg = yaml.safe_load(COMPOSE_ENVOYS[service][0].read_text())
+    clusters = {c["name"]: c for c in cfg["static_resources"]["clusters"]}
+    for name in names:
+        host = clusters[name]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"][
+            "socket_address"]["address"]
+        _tls_checked(clusters[name], host)
+
+
+def test_redis_cloud_cluster_validates_in_the_compose_config(tmp_path):
+    """deploy/redis/redis-cloud-cluster.yaml replaces the compose config's `redis` cluster, as the
+    README says, and the result passes `envoy --mode validate` (the CA file is this machine's bundle)."""
+    cloud = yaml.safe_load(CLOUD_CLUSTER.read_text())
+    assert cloud["name"] == "redis"
+    assert cloud["upstream_config"]["name"] == "envoy.upstreams.http.tcp"
+    opts = cloud["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+    assert opts["common_http_protocol_options"]["max_requests_per_connection"] == 1
+    host = cloud["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"][
+        "address"]
+    _tls_checked(cloud, host)
+    cfg = yaml.safe_load(ENVOY_COMPOSE.read_text())
+    cfg["static_resources"]["clusters"] = [cloud if c["name"] == "redis" else c
+                                           for c in cfg["static_resources"]["clusters"]]
+    text = yaml.safe_dump(cfg, sort_keys=False)
+    text = text.replace("/etc/envoy/semantic_cache.wasm", str(LOCAL_WASM))
+    text = text.replace("/etc/envoy/redis_ca.pem", "/etc/ssl/certs/ca-certificates.crt")
+    out = tmp_path / "envoy-redis-cloud.yaml"
+    out.write_text(text)
+    r = envoy_validate(out)
+    assert r.returncode == 0, f"envoy --mode validate failed:\n{r.stdout}\n{r.stderr}"
