@@ -233,7 +233,7 @@ def test_compose_policy_logs_in_as_the_acl_user(service):
     vs = json.loads(wasm["typed_config"]["config"]["configuration"]["value"])["vectorStore"]
     line = next(ln for ln in ACL_FILE.read_text().splitlines() if ln.startswith(f"user {vs['username']} "))
     assert "#" + hashlib.sha256(vs["password"].encode()).hexdigest() in line.split()
-    assert f"~{vs['keyPrefix']}*" in line.split() and f"~{vs['indexName']}" in line.split()
+    assert f"~{vs['keyPrefix']}*" in line.split() and f"~{vs['indexName']}*" in line.split()
 
 
 def _tls_checked(cluster: dict, host: str) -> None:
