@@ -293,7 +293,7 @@ impl Flow {
         let key = entry_key(&self.policy.vector_store.key_prefix, &tag, &text);
         let req = Pending { settings: i.settings, directives: i.directives, chat, tag, key };
         if !req.directives.lookup {
-            // `no-cache`: no lookup, but the answer is stored, which needs its vector.
+            // `no-cache`: no lookup, but the answer is stored (with its vector, unless custom-keyed).
             return self.after_exact_miss(req);
         }
         let exact = self.pipeline(&[resp::hmget(&req.key, &ENTRY_FIELDS)]);
@@ -563,7 +563,7 @@ impl Flow {
             }
             h
         };
-        let headers = match std::mem::replace(&mut self.state, State::Start) {
+        let mut headers = match std::mem::replace(&mut self.state, State::Start) {
             State::Answered => {
                 self.state = State::Answered;
                 Vec::new()
@@ -600,7 +600,7 @@ impl Flow {
                 bypass_headers(BypassReason::NotCacheable)
             }
         };
-        let mut headers = headers;
+        // Ours went out: the vendors' status beside them (a local reply carried its own).
         if !headers.is_empty() {
             headers.extend(compat::response_headers(self.policy.compat, self.status()));
         }
