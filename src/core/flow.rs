@@ -334,7 +334,7 @@ impl Flow {
         let sel = Selectors::of_entry(i.tenant.as_deref(), &i.directives.user_key, &chat.model, &text);
         let req = Pending { settings: i.settings, directives: i.directives, chat, tag, key, sel };
         if !req.directives.lookup {
-            // `no-cache`: no lookup, but the answer is stored, which needs its vector.
+            // `no-cache`: no lookup, but the answer is stored (with its vector, unless custom-keyed).
             return self.after_exact_miss(req);
         }
         let exact = self.pipeline(&[resp::hmget(&req.key, &ENTRY_FIELDS)]);
@@ -630,7 +630,7 @@ impl Flow {
             }
             h
         };
-        let headers = match std::mem::replace(&mut self.state, State::Start) {
+        let mut headers = match std::mem::replace(&mut self.state, State::Start) {
             s @ (State::Answered | State::Admin) => {
                 self.state = s;
                 Vec::new()
@@ -670,7 +670,7 @@ impl Flow {
                 bypass_headers(BypassReason::NotCacheable)
             }
         };
-        let mut headers = headers;
+        // Ours went out: the vendors' status beside them (a local reply carried its own).
         if !headers.is_empty() {
             headers.extend(compat::response_headers(self.policy.compat, self.status()));
         }

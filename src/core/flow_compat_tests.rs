@@ -184,3 +184,32 @@ fn gemini_query_key_is_a_tenant() {
     assert_ne!(key(a), key("/v1/chat/completions?key=BBB"));
     assert_ne!(key(a), key(PATH));
 }
+
+#[test]
+fn credentials_never_reach_a_log_line() {
+    let secret = "AIzaSECRET";
+    let path = "/v1/chat/completions?key=AIzaSECRET";
+    let logs = |steps: &[&Step]| -> Vec<String> {
+        steps
+            .iter()
+            .flat_map(|s| s.cmds.iter())
+            .filter_map(|c| match c {
+                Command::Log(_, m) => Some(m.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    // through a miss with failing Redis and embedding (every failure logs), and a bypass
+    let mut f = Flow::new(policy(serde_json::json!({})));
+    let h = with_headers(&[("x-goog-api-key", secret)]);
+    let s1 = f.on_request_headers(&headers("POST", path, &h));
+    let s2 = f.on_request_body(&body("hello", serde_json::json!({})), path);
+    let s3 = f.on_redis_reply(Some(b"-ERR boom\r\n"), 200);
+    let s4 = f.on_embed_reply(None);
+    let s5 = f.on_response_headers(200, "application/json");
+    let mut b = Flow::new(policy(serde_json::json!({})));
+    let s6 = b.on_request_headers(&headers("GET", path, &h));
+    let all = logs(&[&s1, &s2, &s3, &s4, &s5, &s6]);
+    assert!(!all.is_empty(), "the failures above must log something");
+    assert!(all.iter().all(|m| !m.contains(secret)), "{all:?}");
+}
