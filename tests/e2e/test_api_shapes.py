@@ -359,3 +359,21 @@ def test_embeddings_list_input_and_azure_path(envoy, shapes, embed_openai, redis
         if expected == "MISS":
             wait_stored(redis_server, "s", 2)
     assert shapes.calls == 2 and embed_openai.calls == 0
+
+
+def test_gemini_key_query_parameter_is_the_tenant(envoy, shapes, redis_server):
+    """Gemini's REST clients may send the API key as `?key=`: it is a tenant credential (hashed into
+    the partition, never logged), so another key never reads this key's entries."""
+    url = f"{base(envoy)}/v1beta/models/{GEMINI}:generateContent"
+    body = {"contents": [{"role": "user", "parts": [{"text": A}]}]}
+
+    def status(key: str) -> str:
+        r = requests.post(f"{url}?key={key}", json=body, timeout=20)
+        assert r.status_code == 200, r.text
+        return r.headers["x-cache-status"]
+
+    assert status("tenant-one-key") == "MISS"
+    wait_stored(redis_server, "s")
+    assert status("tenant-one-key") == "HIT"
+    assert status("tenant-two-key") == "MISS"
+    assert shapes.calls == 2
