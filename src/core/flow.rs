@@ -311,6 +311,12 @@ impl Flow {
     pub fn on_body_too_large(&mut self) -> Step {
         match std::mem::replace(&mut self.state, State::Start) {
             State::Buffering(_) => self.bypass(BypassReason::BodyTooLarge, Vec::new()),
+            // A purge request is never forwarded, not even a malformed one.
+            State::PurgeBody => {
+                self.state = State::Admin;
+                let body = b"{\"error\":\"purge body too large\"}".to_vec();
+                Step::wait(vec![Command::Respond { status: 413, headers: json_headers(), body }])
+            }
             other => self.ignore(other, "body too large"),
         }
     }
