@@ -517,7 +517,14 @@ impl Flow {
                     first_accepted(req.settings.verify, &req.chat.embed_text, req.directives.threshold, &hits);
                 search.refused = refusals.first().copied();
                 let mut step = match accepted {
-                    Some(h) => self.hit(&search.req, &h.body, h.created, Some(h.distance), h.savings, now),
+                    Some(h) => {
+                        let mut step = self.hit(&search.req, &h.body, h.created, Some(h.distance), h.savings, now);
+                        // A nearer candidate was refused before this one answered: worth a log field.
+                        if let Some(r) = search.refused {
+                            step.cmds.insert(0, Command::Fact(facts::REFUSED, r.code().into()));
+                        }
+                        step
+                    }
                     None => self.miss(search),
                 };
                 step.cmds.splice(0..0, refusals.into_iter().map(|r| Command::Count(Metric::Refused(r))));
