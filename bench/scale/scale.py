@@ -44,13 +44,16 @@ import redis as redis_py
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
-from harness import EnvoyProcess, RedisServer, Site, static_cluster, wasm_path  # noqa: E402
+from harness import EnvoyProcess, RedisServer, Site, static_cluster, store_names, wasm_path  # noqa: E402
 from standins import LlmStandIn  # noqa: E402
 
 DIM = 384
-PREFIX = "scale:"
-INDEX = "scale_hnsw"  # the index the filter uses (defaults, as the filter creates it)
-VARIANT = "scale_variant"
+# The filter appends the embedding fingerprint to the policy's indexName and keyPrefix (README "Hot reload"):
+# the bench fills Redis under the names the filter will use.
+FP = store_names({"embedding": {"provider": "openai-compatible", "model": "scale", "dimensions": DIM}})[1].split(":")[1]
+PREFIX = f"scale:{FP}:"
+INDEX = f"scale_hnsw_{FP}"  # the index the filter uses (defaults, as the filter creates it)
+VARIANT = f"scale_variant_{FP}"
 MODELS = ["gpt-4o-mini", "gpt-4o", "claude-sonnet"]
 MODEL_WEIGHTS = [0.6, 0.3, 0.1]
 BODY = json.dumps({
@@ -308,8 +311,8 @@ class FilterPath:
                   "embedding": {"provider": "openai-compatible", "cluster": "embedding",
                                 "url": f"http://127.0.0.1:{self.vs.port}/v1/embeddings", "model": "scale",
                                 "apiKey": "k", "dimensions": DIM, "timeoutMs": 5000},
-                  "vectorStore": {"type": "redis", "cluster": "redis", "database": 0, "indexName": index,
-                                  "keyPrefix": PREFIX, "timeoutMs": 5000},
+                  "vectorStore": {"type": "redis", "cluster": "redis", "database": 0,
+                                  "indexName": index.removesuffix(f"_{FP}"), "keyPrefix": "scale:", "timeoutMs": 5000},
                   "threshold": 0.1, "ttlSeconds": 3600}
         clusters = {"llm": static_cluster("llm", self.llm.port, connect_timeout="2s"),
                     "embedding": static_cluster("embedding", self.vs.port),

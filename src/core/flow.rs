@@ -20,7 +20,7 @@ use crate::core::key::{entry_key, partition_tag, provider_id, tenant_credential,
 use crate::core::log::Level;
 use crate::core::metrics::Metric;
 use crate::core::policy::{Policy, Provider, Settings};
-use crate::core::purge::{self, Progress, Purge, Selectors};
+use crate::core::purge::{self, Phase, Purge, Selectors};
 use crate::core::redis::resp::{self, RedisConn};
 use crate::core::redis::store::conn_of;
 use crate::core::request::ChatRequest;
@@ -251,8 +251,8 @@ impl Flow {
     pub fn on_request_headers(&mut self, m: &RequestMeta) -> Step {
         if let Some(key) = &self.policy.purge.key {
             if m.path.split('?').next() == Some(self.policy.purge.path.as_str()) {
-                let key = key.clone();
-                return self.purge_headers(m, &key);
+                let turn = purge::on_headers(&self.policy, m, key);
+                return self.purge_turn(turn);
             }
         }
         let cmds = vec![Command::Count(Metric::Requests)];
@@ -299,6 +299,8 @@ impl Flow {
     pub fn on_body_too_large(&mut self) -> Step {
         match std::mem::replace(&mut self.state, State::Start) {
             State::Buffering(_) => self.bypass(BypassReason::BodyTooLarge, Vec::new()),
+            // A purge request is never forwarded, not even a malformed one.
+            State::PurgeBody => self.purge_turn(purge::answer(413, "purge body too large")),
             other => self.ignore(other, "body too large"),
         }
     }
@@ -307,7 +309,10 @@ impl Flow {
     pub fn on_request_body(&mut self, body: &[u8], path: &str) -> Step {
         let i = match std::mem::replace(&mut self.state, State::Start) {
             State::Buffering(i) => i,
-            State::PurgeBody => return self.purge_body(body),
+            State::PurgeBody => {
+                let turn = purge::on_body(&self.policy, body);
+                return self.purge_turn(turn);
+            }
             other => return self.ignore(other, "request body"),
         };
         // A path a policy rule matched but no API shape knows is read as chat completions.
@@ -460,7 +465,10 @@ impl Flow {
             State::ExactLookup(req) => self.on_exact_reply(req, reply, now_secs),
             State::Racing(r) => self.on_racing_exact_reply(*r, reply, now_secs),
             State::Searching(search) => self.on_search_reply(search, reply, now_secs),
-            State::Purging(p) => self.purge_reply(*p, reply),
+            State::Purging(p) => {
+                let turn = purge::on_reply(&self.policy, *p, reply);
+                self.purge_turn(turn)
+            }
             other => self.ignore(other, "redis reply"),
         }
     }
@@ -520,7 +528,14 @@ impl Flow {
                     first_accepted(req.settings.verify, &req.chat.embed_text, req.directives.threshold, &hits);
                 search.refused = refusals.first().copied();
                 let mut step = match accepted {
-                    Some(h) => self.hit(&search.req, &h.body, h.created, Some(h.distance), h.savings, now),
+                    Some(h) => {
+                        let mut step = self.hit(&search.req, &h.body, h.created, Some(h.distance), h.savings, now);
+                        // A nearer candidate was refused before this one answered: worth a log field.
+                        if let Some(r) = search.refused {
+                            step.cmds.insert(0, Command::Fact(facts::REFUSED, r.code().into()));
+                        }
+                        step
+                    }
                     None => self.miss(search),
                 };
                 step.cmds.splice(0..0, refusals.into_iter().map(|r| Command::Count(Metric::Refused(r))));
@@ -738,78 +753,14 @@ impl Flow {
         }
     }
 
-    /// The purge path: refused without the right key (nothing deleted, nothing forwarded);
-    /// otherwise purges at once (no body: everything) or waits for the selection body.
-    fn purge_headers(&mut self, m: &RequestMeta, key: &str) -> Step {
-        let refuse = |status: u32, msg: &str| {
-            let body = serde_json::json!({ "error": msg }).to_string().into_bytes();
-            let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
-            if status == 401 {
-                headers.push(("www-authenticate".to_string(), "Bearer".to_string()));
-            }
-            vec![
-                Command::Count(Metric::PurgeDenied),
-                Command::Log(Level::Info, format!("purge refused ({status}): {msg}")),
-                Command::Respond { status, headers, body },
-            ]
+    /// The purge endpoint's states live in core/purge.rs; the flow only keeps its phase.
+    fn purge_turn(&mut self, t: purge::Turn) -> Step {
+        self.state = match t.phase {
+            Phase::AwaitBody => State::PurgeBody,
+            Phase::Running(p) => State::Purging(p),
+            Phase::Answered => State::Admin,
         };
-        self.state = State::Admin;
-        let cmds = match purge::presented_key(m.header) {
-            None => refuse(401, "purge key required"),
-            Some(k) if !purge::key_matches(&k, key) => refuse(403, "wrong purge key"),
-            Some(_) if !m.method.eq_ignore_ascii_case("POST") => {
-                vec![Command::Respond {
-                    status: 405,
-                    headers: vec![("allow".to_string(), "POST".to_string())],
-                    body: b"{\"error\":\"use POST\"}".to_vec(),
-                }]
-            }
-            Some(_) if m.end_of_stream => return self.purge_start(&Selectors::default()),
-            Some(_) => {
-                self.state = State::PurgeBody;
-                Vec::new()
-            }
-        };
-        Step::wait(cmds)
-    }
-
-    fn purge_body(&mut self, body: &[u8]) -> Step {
-        match purge::parse_selection(&self.policy, body) {
-            Ok(sel) => self.purge_start(&sel),
-            Err(msg) => {
-                self.state = State::Admin;
-                let body = serde_json::json!({ "error": msg }).to_string().into_bytes();
-                Step::wait(vec![Command::Respond { status: 400, headers: json_headers(), body }])
-            }
-        }
-    }
-
-    fn purge_start(&mut self, sel: &Selectors) -> Step {
-        let mut p = Box::new(Purge::new(sel));
-        let pipeline = p.pipeline(&self.policy);
-        self.state = State::Purging(p);
-        Step::wait(vec![Command::Redis(pipeline)])
-    }
-
-    fn purge_reply(&mut self, mut p: Purge, reply: Option<&[u8]>) -> Step {
-        let (status, body, mut cmds) = match p.on_reply(&self.policy, reply) {
-            Ok(Progress::More(pipeline)) => {
-                self.state = State::Purging(Box::new(p));
-                return Step::wait(vec![Command::Redis(pipeline)]);
-            }
-            Ok(Progress::Done(body)) => (200, body, vec![Command::Count(Metric::Purge)]),
-            Err(e) => {
-                let body = serde_json::json!({ "error": "redis failed", "deleted": p.deleted }).to_string();
-                (503, body.into_bytes(), vec![Command::Log(Level::Warn, format!("purge failed: {e}"))])
-            }
-        };
-        self.state = State::Admin;
-        cmds.push(Command::Log(Level::Info, format!("purge: {} entries deleted", p.deleted)));
-        if p.deleted > 0 {
-            cmds.push(Command::CountBy(Metric::PurgedEntries, p.deleted));
-        }
-        cmds.push(Command::Respond { status, headers: json_headers(), body });
-        Step::wait(cmds)
+        Step::wait(t.cmds)
     }
 
     fn conn(&self) -> RedisConn {
@@ -819,10 +770,6 @@ impl Flow {
     fn pipeline(&self, cmds: &[Vec<Vec<u8>>]) -> Vec<u8> {
         resp::pipeline(&self.conn(), cmds)
     }
-}
-
-fn json_headers() -> Vec<(String, String)> {
-    vec![("content-type".to_string(), "application/json".to_string())]
 }
 
 fn store_allowed(p: &Pending) -> bool {

@@ -352,6 +352,7 @@ fn verifier_refuses_a_trap_and_the_next_candidate_answers() {
     assert!(has(&cmds, |c| *c == Command::Count(Metric::Refused(Refusal::Order))), "{cmds:?}");
     let h = respond_headers(&cmds).expect("the paraphrase answers");
     assert_eq!(header(h, DISTANCE_HEADER), Some("0.2000"));
+    assert!(cmds.contains(&Command::Fact(crate::core::facts::REFUSED, "order".into())), "{cmds:?}");
 }
 
 #[test]

@@ -18,7 +18,10 @@
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::core::flow::{Command, RequestMeta};
 use crate::core::key::tenant_id;
+use crate::core::log::Level;
+use crate::core::metrics::Metric;
 use crate::core::policy::Policy;
 use crate::core::redis::resp::{self, Reply};
 use crate::core::redis::store::conn_of;
@@ -220,6 +223,93 @@ impl Purge {
     pub fn answer(&self, complete: bool) -> Vec<u8> {
         serde_json::json!({"deleted": self.deleted, "complete": complete}).to_string().into_bytes()
     }
+}
+
+/// Where a purge request is after a step; the flow keeps it as its state.
+#[derive(Debug)]
+pub enum Phase {
+    /// Authorised; the selection body is still to come.
+    AwaitBody,
+    /// A round in flight.
+    Running(Box<Purge>),
+    /// Answered locally (done, refused or failed).
+    Answered,
+}
+
+/// A step of the purge endpoint: the next phase and the commands to run. The request always
+/// waits (it is answered locally, never forwarded).
+#[derive(Debug)]
+pub struct Turn {
+    pub phase: Phase,
+    pub cmds: Vec<Command>,
+}
+
+fn json_headers() -> Vec<(String, String)> {
+    vec![("content-type".to_string(), "application/json".to_string())]
+}
+
+/// A local JSON error answer.
+pub fn answer(status: u32, msg: &str) -> Turn {
+    let body = serde_json::json!({ "error": msg }).to_string().into_bytes();
+    let mut headers = json_headers();
+    match status {
+        401 => headers.push(("www-authenticate".to_string(), "Bearer".to_string())),
+        405 => headers.push(("allow".to_string(), "POST".to_string())),
+        _ => {}
+    }
+    Turn { phase: Phase::Answered, cmds: vec![Command::Respond { status, headers, body }] }
+}
+
+/// The request headers on the purge path: refused without the right key (nothing deleted, never
+/// forwarded); otherwise purges at once (no body: everything) or waits for the selection.
+pub fn on_headers(policy: &Policy, m: &RequestMeta, key: &str) -> Turn {
+    let refuse = |status: u32, msg: &str| {
+        let mut t = answer(status, msg);
+        t.cmds.insert(0, Command::Count(Metric::PurgeDenied));
+        t.cmds.insert(1, Command::Log(Level::Info, format!("purge refused ({status}): {msg}")));
+        t
+    };
+    match presented_key(m.header) {
+        None => refuse(401, "purge key required"),
+        Some(k) if !key_matches(&k, key) => refuse(403, "wrong purge key"),
+        Some(_) if !m.method.eq_ignore_ascii_case("POST") => answer(405, "use POST"),
+        Some(_) if m.end_of_stream => start(policy, &Selectors::default()),
+        Some(_) => Turn { phase: Phase::AwaitBody, cmds: Vec::new() },
+    }
+}
+
+/// The selection body.
+pub fn on_body(policy: &Policy, body: &[u8]) -> Turn {
+    match parse_selection(policy, body) {
+        Ok(sel) => start(policy, &sel),
+        Err(msg) => answer(400, &msg),
+    }
+}
+
+fn start(policy: &Policy, sel: &Selectors) -> Turn {
+    let mut p = Box::new(Purge::new(sel));
+    let pipeline = p.pipeline(policy);
+    Turn { phase: Phase::Running(p), cmds: vec![Command::Redis(pipeline)] }
+}
+
+/// A round's reply: the next round, or the answer.
+pub fn on_reply(policy: &Policy, mut p: Purge, reply: Option<&[u8]>) -> Turn {
+    let (status, body, mut cmds) = match p.on_reply(policy, reply) {
+        Ok(Progress::More(pipeline)) => {
+            return Turn { phase: Phase::Running(Box::new(p)), cmds: vec![Command::Redis(pipeline)] }
+        }
+        Ok(Progress::Done(body)) => (200, body, vec![Command::Count(Metric::Purge)]),
+        Err(e) => {
+            let body = serde_json::json!({ "error": "redis failed", "deleted": p.deleted }).to_string();
+            (503, body.into_bytes(), vec![Command::Log(Level::Warn, format!("purge failed: {e}"))])
+        }
+    };
+    cmds.push(Command::Log(Level::Info, format!("purge: {} entries deleted", p.deleted)));
+    if p.deleted > 0 {
+        cmds.push(Command::CountBy(Metric::PurgedEntries, p.deleted));
+    }
+    cmds.push(Command::Respond { status, headers: json_headers(), body });
+    Turn { phase: Phase::Answered, cmds }
 }
 
 fn search(index: &str, query: &str) -> Vec<Vec<u8>> {

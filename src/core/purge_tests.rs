@@ -158,6 +158,10 @@ fn the_flow_answers_the_purge_path_itself() {
     f.on_request_headers(&meta("POST", path, false, &right));
     assert_eq!(respond_status(&f.on_request_body(b"[", path).cmds), Some(400));
     let mut f = Flow::new(p.clone());
+    f.on_request_headers(&meta("POST", path, false, &right));
+    let step = f.on_body_too_large();
+    assert_eq!((step.next, respond_status(&step.cmds)), (Next::Wait, Some(413)));
+    let mut f = Flow::new(p.clone());
     f.on_request_headers(&meta("POST", path, true, &right));
     assert_eq!(respond_status(&f.on_redis_reply(None, 0).cmds), Some(503));
     // without a key in the policy the path is an ordinary request

@@ -142,12 +142,14 @@ impl<H: Host> Root<H> {
                 self.host.log(
                     Level::Info,
                     &format!(
-                        "policy loaded: provider={} dims={} threshold={} ttl={}s rules={}",
+                        "policy loaded: provider={} dims={} threshold={} ttl={}s rules={} index={} purge={}",
                         p.embedding.provider.as_str(),
                         p.embedding.dimensions,
                         p.defaults.threshold,
                         p.defaults.ttl_secs,
-                        p.rules.len()
+                        p.rules.len(),
+                        p.vector_store.index,
+                        if p.purge.key.is_some() { p.purge.path.as_str() } else { "off" }
                     ),
                 );
             }

@@ -5,6 +5,8 @@ reaches the log. Real Envoy + real .wasm + real Redis.
 """
 from __future__ import annotations
 
+import hashlib
+import time
 from functools import partial
 
 import pytest
@@ -138,3 +140,26 @@ def test_purge_is_off_without_a_key(envoy, llm):
     r = purge(envoy, {}, site="nokey")
     assert_status(r, "BYPASS", "path", code=None)
     assert llm.calls == calls + 1, "without a purge key the path is an ordinary request"
+
+
+def selector(kind: str, value: str) -> str:
+    """The selector TAG a store writes (src/core/purge.rs `tag`)."""
+    return hashlib.sha256(b"semcache-selector-v1" + kind.encode() + b"\x01" + value.encode()).hexdigest()[:24]
+
+
+def test_a_large_purge_takes_several_bounded_rounds(envoy, redis_server):
+    # 1,203 entries of one model, written straight into the index (no vectors needed for TAG
+    # queries): more than two rounds of 500; one entry of another model stays.
+    index, prefix = harness.store_names(envoy.sites["purge"].policy)
+    fill(envoy, redis_server, [(A, "What is the capital of France?", {})])
+    n = 1203
+    sel = selector("model", "bulk-model")
+    redis_server.pipeline(*[("HSET", f"{prefix}bulk{i}", "sel_model", sel, "body", "{}") for i in range(n)])
+    deadline = time.monotonic() + 10
+    while redis_server.command("FT.SEARCH", index, f"@sel_model:{{{sel}}}", "NOCONTENT", "LIMIT", "0", "0",
+                               "DIALECT", "2")[0] < n:
+        assert time.monotonic() < deadline, "not indexed"
+        time.sleep(0.05)
+    assert purge(envoy, {"model": "bulk-model"}).json() == {"deleted": n, "complete": True}
+    assert len(redis_server.keys(f"{prefix}*")) == 1
+    assert still_hits(envoy, A, "What is the capital of France?")
