@@ -18,16 +18,18 @@ pub struct Savings {
 }
 
 impl Savings {
-    /// From a stored completion: OpenAI's `usage.prompt_tokens` / `completion_tokens`, or
-    /// Anthropic's `input_tokens` / `output_tokens`; 0 for what is absent (never invented).
+    /// From a stored answer: `usage.prompt_tokens` / `completion_tokens` (OpenAI chat),
+    /// `usage.input_tokens` / `output_tokens` (Anthropic, OpenAI Responses) or Gemini's
+    /// `usageMetadata.promptTokenCount` / `candidatesTokenCount`; 0 for what is absent (never invented).
     pub fn from_body(body: &[u8], origin_ms: u64) -> Savings {
-        let usage = serde_json::from_slice::<Value>(body).ok().and_then(|v| v.get("usage").cloned());
-        let n = |a: &str, b: &str| {
-            usage.as_ref().and_then(|u| u.get(a).or_else(|| u.get(b))).and_then(Value::as_u64).unwrap_or(0)
+        let v = serde_json::from_slice::<Value>(body).ok();
+        let usage = v.as_ref().and_then(|v| v.get("usage").or_else(|| v.get("usageMetadata")));
+        let n = |names: [&str; 3]| {
+            usage.and_then(|u| names.iter().find_map(|k| u.get(*k))).and_then(Value::as_u64).unwrap_or(0)
         };
         Savings {
-            prompt_tokens: n("prompt_tokens", "input_tokens"),
-            completion_tokens: n("completion_tokens", "output_tokens"),
+            prompt_tokens: n(["prompt_tokens", "input_tokens", "promptTokenCount"]),
+            completion_tokens: n(["completion_tokens", "output_tokens", "candidatesTokenCount"]),
             origin_ms,
         }
     }
@@ -72,6 +74,8 @@ mod tests {
         );
         let anthropic = br#"{"type":"message","usage":{"input_tokens":5,"output_tokens":9}}"#;
         assert_eq!(Savings::from_body(anthropic, 1), Savings { prompt_tokens: 5, completion_tokens: 9, origin_ms: 1 });
+        let gemini = br#"{"candidates":[],"usageMetadata":{"promptTokenCount":4,"candidatesTokenCount":6,"totalTokenCount":10}}"#;
+        assert_eq!(Savings::from_body(gemini, 2), Savings { prompt_tokens: 4, completion_tokens: 6, origin_ms: 2 });
         assert_eq!(Savings::from_body(b"{}", 3), Savings { origin_ms: 3, ..Savings::default() });
         assert_eq!(Savings::from_body(b"not json", 0), Savings::default());
     }
