@@ -358,7 +358,8 @@ class EnvoyProcess:
     """A running envoy (real binary) with a rendered config; log in ``self.log``."""
 
     def __init__(self, sites: list[Site], clusters: dict[str, dict], wasm: Path | None,
-                 workdir: Path | None = None, concurrency: int | None = None, log_level: str | None = None):
+                 workdir: Path | None = None, concurrency: int | None = None, log_level: str | None = None,
+                 extra_args: tuple[str, ...] = ()):
         self.sites = {s.name: s for s in sites}
         self.admin_port = free_port()
         self.wasm = wasm
@@ -370,6 +371,7 @@ class EnvoyProcess:
         self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
         self.concurrency = concurrency or int(os.environ.get("SEMCACHE_ENVOY_CONCURRENCY", "2"))
         self.log_level = log_level or os.environ.get("SEMCACHE_ENVOY_LOG_LEVEL", "info")
+        self.extra_args = tuple(extra_args)  # e.g. ("--component-log-level", "wasm:debug")
         self.proc: subprocess.Popen | None = None
 
     def port(self, site: str) -> int:
@@ -381,7 +383,7 @@ class EnvoyProcess:
     def start(self, timeout: float = 60.0) -> None:
         cmd = [binary("ENVOY_BIN"), "-c", str(self.config_path), "--disable-hot-restart",
                "--concurrency", str(self.concurrency), "--log-level", self.log_level,
-               "--log-format", "[%Y-%m-%d %T.%e][%t][%l][%n] %v"]
+               "--log-format", "[%Y-%m-%d %T.%e][%t][%l][%n] %v", *self.extra_args]
         self._logf = open(self.log, "ab")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._logf, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
@@ -566,7 +568,7 @@ def wait_counter(envoy, name: str, at_least: int, timeout: float = 5.0) -> int:
 
 def settle_stores(envoy, timeout: float = 3.0) -> None:
     """Waits until every MISS counted by `envoy` has a store outcome (store_ok, store_error or
-    store_skipped). A client that went away leaves a MISS without one: give up after `timeout`."""
+    store_skipped; a client that went away gets one when its stream ends). Gives up after `timeout`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         stats = envoy.stats()
