@@ -10,7 +10,7 @@ pub mod host;
 proxy_wasm::main! {{
     // Under `panic = "abort"` a panic kills the VM; log it at Critical so it is not silent.
     std::panic::set_hook(Box::new(|info| {
-        let _ = proxy_wasm::hostcalls::log(proxy_wasm::types::LogLevel::Critical, &format!("semantic-cache panic: {info}"));
+        let _ = proxy_wasm::hostcalls::log(proxy_wasm::types::LogLevel::Critical, &core::panic_log::panic_line(info));
     }));
     // Only warnings from dependencies (tract logs every graph rewrite at debug); our own lines go
     // through hostcalls::log directly.

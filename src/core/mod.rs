@@ -10,6 +10,7 @@ pub mod headers;
 pub mod key;
 pub mod log;
 pub mod metrics;
+pub mod panic_log;
 pub mod policy;
 pub mod redis;
 pub mod request;
