@@ -150,6 +150,15 @@ class Soak:
         s = self.envoy.stats()
         return {k: s.get(f"wasmcustom.semantic_cache.{k}", 0) for k in STATS}
 
+    def redis_used_mb(self) -> float:
+        """INFO memory used_memory: what Redis holds (RSS also counts allocator slack)."""
+        info = self.redis.command("INFO", "memory")
+        text = info.decode() if isinstance(info, bytes) else str(info)
+        for line in text.splitlines():
+            if line.startswith("used_memory:"):
+                return round(int(line.split(":")[1]) / 1048576, 1)
+        return 0.0
+
     def settle(self, timeout: float) -> dict[str, int]:
         """Waits until every miss has a store outcome; returns the counters then."""
         deadline = time.monotonic() + timeout
@@ -176,7 +185,8 @@ class Soak:
         r = {"run": i + 1, "wrk": w, "counters": d,
              "rps": round(w["requests"] / (w["duration_us"] / 1e6), 1),
              "rss_mb": {"envoy": rss_mb(self.envoy.proc.pid), "redis": rss_mb(self.redis.proc.pid)},
-             "entries": len(self.redis.command("KEYS", "soak:*"))}
+             "entries": len(self.redis.command("KEYS", "soak:*")),
+             "redis_used_mb": self.redis_used_mb()}
         sent = w["sent"]
         sock = sum(w[k] for k in ("errors_connect", "errors_read", "errors_write", "errors_timeout"))
         checks = {
@@ -235,8 +245,8 @@ def write_md(res: dict, path: Path) -> None:
         f"RSS after start-up and pre-store: Envoy {res['start_rss_mb']['envoy']} MB, Redis {res['start_rss_mb']['redis']} MB.",
         "",
         "| run | requests | req/s | p50 ms | p99 ms | hits | misses | bypasses | upstream 5xx | other errors "
-        "| store ok / skipped / error = miss | entries | Envoy RSS MB | Redis RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| store ok / skipped / error = miss | entries | Envoy RSS MB | Redis RSS MB | Redis used MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in res["runs"]:
         w, c = r["wrk"], r["counters"]
@@ -245,7 +255,7 @@ def write_md(res: dict, path: Path) -> None:
             f"| {r['run']} | {w['requests']} | {r['rps']} | {w['p50_ms']:.1f} | {w['p99_ms']:.1f} | {w['hit']} | "
             f"{w['miss']} | {w['bypass']} | {w['upstream_errors']} | {w['bad'] + sock} | "
             f"{c['store_ok']} / {c['store_skipped']} / {c['store_error']} = {c['miss']} | {r['entries']} | "
-            f"{r['rss_mb']['envoy']} | {r['rss_mb']['redis']} |")
+            f"{r['rss_mb']['envoy']} | {r['rss_mb']['redis']} | {r.get('redis_used_mb', '')} |")
     lines += ["", "Failures: " + ("; ".join(res["failures"]) if res["failures"] else "none") + ".", ""]
     path.write_text("\n".join(lines))
 

@@ -3,10 +3,11 @@
 
 use std::panic::PanicHookInfo;
 
-/// `semantic-cache panic: panicked at <file>:<line>:<col>: <message>`. The message is cut at 512
+/// `semantic-cache panic: panicked at <file>:<line>:<col>: <message>`, on one line. The message is cut at 512
 /// bytes: a panic's payload may quote input, and one log line must stay bounded.
 pub fn panic_line(info: &PanicHookInfo) -> String {
-    let mut line = format!("semantic-cache panic: {info}");
+    // One log line: the std format puts the message on a line of its own.
+    let mut line = format!("semantic-cache panic: {info}").replace('\n', " ");
     if line.len() > 512 {
         let mut cut = 512;
         while !line.is_char_boundary(cut) {
@@ -49,7 +50,7 @@ mod tests {
     fn hook_line_has_prefix_location_and_message() {
         let line = line_of(|| panic!("deliberate test panic {}", 42));
         assert!(line.starts_with("semantic-cache panic: panicked at src/core/panic_log.rs:"), "{line}");
-        assert!(line.ends_with("deliberate test panic 42"), "{line}");
+        assert!(line.ends_with(": deliberate test panic 42") && !line.contains('\n'), "{line}");
     }
 
     #[test]
