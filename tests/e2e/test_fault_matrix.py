@@ -201,11 +201,24 @@ def test_index_dropped_while_running(envoy, llm, fredis):
     assert_status(r, "MISS")
     assert_upstream_answer(r, q)
     wait_entries(fredis, "fm", 2)
-    deadline = time.monotonic() + 5
-    while "sc_fm_idx" not in fredis.indexes():
+    # FT.CREATE indexes the hashes already there in the background: wait for that scan
+    deadline = time.monotonic() + 10
+    while not index_holds(fredis, "sc_fm_idx", 2):
         assert time.monotonic() < deadline, fredis.indexes()
         time.sleep(0.05)
     assert_status(ask(envoy, "fm", b), "HIT", match="semantic")
+
+
+def index_holds(redis: RedisServer, index: str, n: int) -> bool:
+    """The index exists, its background scan is over and it holds at least `n` documents."""
+    if index not in redis.indexes():
+        return False
+    info = redis.command("FT.INFO", index)
+    if isinstance(info, Exception):
+        return False
+    fields = {(k.decode() if isinstance(k, bytes) else str(k)): v for k, v in zip(info[::2], info[1::2])}
+    num = lambda v: float(v.decode() if isinstance(v, bytes) else v)  # noqa: E731
+    return num(fields.get("indexing", 1)) == 0 and num(fields.get("num_docs", 0)) >= n
 
 
 # ------------------------------------------------------------------------------------------------
