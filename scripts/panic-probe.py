@@ -9,12 +9,13 @@ every request after the panic is answered 200 (the crashed worker's VM fails ope
 and Envoy is still up. The panicking request itself gets Envoy's 503 (its filter chain died mid-request):
 that is why no input-driven path may panic.
 
-    .local/venv/bin/python scripts/panic-probe.py
+    .local/venv/bin/python scripts/panic-probe.py [FAIL_OPEN|FAIL_RELOAD|FAIL_CLOSED]   (failure_policy)
 """
 from __future__ import annotations
 
 import os
 import subprocess
+import yaml
 import sys
 from pathlib import Path
 
@@ -37,6 +38,11 @@ def main() -> int:
     clusters = {"llm": static_cluster("llm", llm.port), "embedding": static_cluster("embedding", emb.port),
                 "redis": static_cluster("redis", redis.port, tcp=True)}
     envoy = EnvoyProcess([Site("p", harness.policy_for("p", emb))], clusters, wasm)
+    policy = sys.argv[1] if len(sys.argv) > 1 else "FAIL_OPEN"
+    hcm = envoy.config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    hcm["http_filters"][0]["typed_config"]["config"]["failure_policy"] = policy
+    envoy.config_path.write_text(yaml.safe_dump(envoy.config, sort_keys=False))
+    print(f"failure_policy: {policy}")
     ok = True
     try:
         envoy.start()
@@ -46,7 +52,7 @@ def main() -> int:
             return r
         ask("before the panic")
         ask("the panicking request", **{"x-semantic-cache-panic-probe": "1"})
-        for i in range(3):
+        for i in range(6):
             r = ask(f"after the panic {i}")
             ok &= r.status_code == 200
         log = envoy.log_since(0)
