@@ -159,6 +159,59 @@ def test_redis_killed_and_restarted_mid_run(envoy, llm, fredis):
     assert_entries_sound(fredis, "fm")
 
 
+def test_redis_killed_under_concurrent_traffic(envoy, llm, fredis):
+    """Kill and restart Redis while 8 clients keep asking (repeats and new prompts): every answer is
+    a 200 with x-cache-status, never an error; hits come back afterwards."""
+    hot = "Which gas do plants absorb from the air?"
+    assert_status(ask(envoy, "fm", hot), "MISS")
+    wait_entries(fredis, "fm", 1)
+    stop = threading.Event()
+    seen: list = []
+    lock = threading.Lock()
+
+    def client(i):
+        n = 0
+        while not stop.is_set():
+            n += 1
+            q = hot if n % 2 else f"client {i} question {n} about redis restarts"
+            try:
+                r = ask(envoy, "fm", q, timeout=15)
+                out = (r.status_code, cache(r), r.headers.get("x-cache-bypass-reason"))
+            except Exception as e:  # noqa: BLE001
+                out = ("exception", repr(e)[:200], None)
+            with lock:
+                seen.append(out)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    try:
+        def wait_for(n):
+            deadline = time.monotonic() + 20
+            while len(seen) < n:
+                assert time.monotonic() < deadline, seen[-5:]
+                time.sleep(0.02)
+        wait_for(20)
+        fredis.stop()
+        wait_for(len(seen) + 40)
+        fredis.start()
+        wait_for(len(seen) + 40)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    bad = [o for o in seen if o[0] != 200 or o[1] not in ("HIT", "MISS", "BYPASS")]
+    assert not bad, bad[:5]
+    bypass_reasons = {o[2] for o in seen if o[1] == "BYPASS"}
+    assert bypass_reasons == {"redis-error"}, bypass_reasons
+    assert any(o[1] == "BYPASS" for o in seen), "Redis was down for part of the run"
+    deadline = time.monotonic() + 20
+    while cache(ask(envoy, "fm", hot)) != "HIT":
+        assert time.monotonic() < deadline, "hits never came back"
+        time.sleep(0.1)
+    assert_entries_sound(fredis, "fm")
+
+
 def test_redis_slower_than_its_timeout(envoy, llm, fredis):
     p = "How many bones are in the adult human body?"
     assert_status(ask(envoy, "fm", p), "MISS")
