@@ -30,17 +30,18 @@ from harness import RedisServer, Site, assert_status, cache, chat_body, explain,
 CLIENT_KEY = "sk-client-fault-matrix"
 ask = partial(harness.ask, auth=f"Bearer {CLIENT_KEY}")
 DIM = 64
-# What a broken VM leaves in the Envoy log (Envoy's own words and the filter's panic hook).
-VM_FAILURE_MARKS = ("semantic-cache panic", "panicked at", "Plugin configured to fail", "wasm trap",
-                    "Function: proxy_on_", "failed to load wasm", "wasm vm crashed", "unreachable")
+# What a broken VM leaves in the Envoy log: the filter's panic hook and Envoy's own lines (as
+# scripts/panic-probe.py shows them: "Function: proxy_on_request_headers failed: Uncaught RuntimeError:
+# unreachable").
+VM_FAILURE_MARKS = ("semantic-cache panic", "panicked at", "Function: proxy_on_", "Uncaught RuntimeError",
+                    "wasm trap", "failed to load wasm")
 
 
 @pytest.fixture(scope="module")
 def fredis():
     r = RedisServer(extra_args=("--enable-debug-command", "local"))
     r.start()
-    harness_redis = r
-    yield harness_redis
+    yield r
     r.close()
 
 
