@@ -23,7 +23,7 @@ export EMBED_PROVIDER EMBED_URL EMBED_API_KEY EMBED_MODEL EMBED_DIMENSIONS
 
 PYTEST_ARGS ?=
 
-.PHONY: help install build build-static build-local lint test test-rust test-e2e up down status demo wasm-image bench bench-load bench-scale bench-cache bench-embed bench-quality eval clean distclean
+.PHONY: help install build build-static build-local lint test test-rust test-e2e up down status demo wasm-image bench bench-load bench-scale bench-cache bench-embed bench-quality eval clean distclean soak
 
 help:
 	@echo "make install      idempotent install into .local/ (venv, envoy, redis-server, redisearch.so)"
@@ -35,6 +35,8 @@ help:
 	@echo "make demo         one-minute demo: private stack + LLM stand-in (300-900 ms), scripted prompts, table, totals"
 	@echo "make wasm-image   the filter as a Wasm OCI image (deploy/oci/Dockerfile): IMAGE=registry/name:tag [WASM=...]"
 	@echo "make bench        the cache under load (wrk) vs plain Envoy: bench/results.{json,md,png} (bench/load, ~6 min)"
+	@echo "make soak         3 x 60 s of mixed load (wrk, 64 connections): no non-upstream error, stores accounted,"
+	@echo "                  Envoy/Redis RSS flat across runs (bench/soak/results.{json,md}; SOAK_ARGS=...)"
 	@echo "make bench-scale  Redis KNN at 10k/100k(/1M) entries, HNSW vs FLAT (bench/scale; SCALE_ARGS=...)"
 	@echo "make bench-cache / bench-embed  sequential latency (bench/cache) and in-filter model (bench/embed)"
 	@echo "make bench-quality  hit / false-hit rates of the local model candidates (bench/quality, ~3 min)"
@@ -126,3 +128,8 @@ clean:
 
 distclean: clean
 	rm -rf .local
+
+# Sustained load, checked for correctness (not in `make test`; test_soak_smoke.py runs 10 s of it there).
+SOAK_ARGS ?=
+soak: install build
+	$(VENV)/bin/python bench/soak/soak.py $(SOAK_ARGS)

@@ -746,10 +746,22 @@ impl Flow {
         vec![Command::Store(pipeline)]
     }
 
-    /// The client went away before the response completed: nothing is stored.
-    pub fn on_done(&mut self) {
-        if matches!(self.state, State::Miss(_) | State::Capturing(_)) {
-            self.state = State::MissDone;
+    /// The stream ended (`on_log`). A miss still capturing never saw the upstream's end of stream:
+    /// the client (e.g. the openai SDK, which closes on `data: [DONE]`) or the upstream went away
+    /// first. What was captured is judged as if the stream had ended here: a complete answer
+    /// (`[DONE]` + `finish_reason`, or a JSON body that parses) is stored, anything else is
+    /// skipped. Either way every miss gets exactly one store outcome.
+    pub fn on_done(&mut self, now_secs: u64) -> Step {
+        match std::mem::replace(&mut self.state, State::MissDone) {
+            s @ State::Capturing(_) => {
+                self.state = s;
+                Step::go(self.capture(&[], true, now_secs))
+            }
+            State::Miss(_) => Step::go(vec![Command::Count(Metric::StoreSkipped)]),
+            s => {
+                self.state = s;
+                Step::go(Vec::new())
+            }
         }
     }
 

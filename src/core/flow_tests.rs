@@ -316,8 +316,56 @@ fn what_is_never_stored() {
     f.on_redis_reply(Some(&redis("*1\r\n:0\r\n")), 1);
     f.on_response_headers(200, "application/json");
     f.on_response_body(&COMPLETION.as_bytes()[..5], false, 1);
-    f.on_done();
+    assert_eq!(f.on_done(1).cmds.first(), Some(&Command::Count(Metric::StoreSkipped)));
     assert!(f.on_response_body(&COMPLETION.as_bytes()[5..], true, 1).cmds.is_empty());
+    assert!(f.on_done(1).cmds.is_empty(), "one store outcome per miss");
+}
+
+fn stream_miss(f: &mut Flow) {
+    to_search(f, "hello", serde_json::json!({"stream": true}));
+    f.on_redis_reply(Some(&redis("*1\r\n:0\r\n")), 1);
+    f.on_response_headers(200, "text/event-stream");
+    assert!(f.is_capturing());
+}
+
+const SSE_DONE: &str = concat!(
+    "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt\",",
+    "\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hi\"},\"finish_reason\":null}]}\n\n",
+    "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt\",",
+    "\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
+    "data: [DONE]\n\n"
+);
+
+#[test]
+fn stream_complete_before_the_client_left_is_stored_at_done() {
+    // The openai SDK closes the connection on `data: [DONE]`, before the upstream's last chunk:
+    // the filter never sees end_of_stream, yet the answer is complete and must be stored.
+    let mut f = Flow::new(policy(serde_json::json!({})));
+    stream_miss(&mut f);
+    assert!(f.on_response_body(SSE_DONE.as_bytes(), false, 7).cmds.is_empty());
+    let cmds = f.on_done(7).cmds;
+    assert!(has(&cmds, |c| matches!(c, Command::Store(_))), "{cmds:?}");
+    assert!(f.on_done(7).cmds.is_empty());
+}
+
+#[test]
+fn stream_cut_before_done_is_skipped_at_done() {
+    let mut f = Flow::new(policy(serde_json::json!({})));
+    stream_miss(&mut f);
+    let cut = &SSE_DONE[..SSE_DONE.find("data: [DONE]").unwrap_or(0)];
+    f.on_response_body(cut.as_bytes(), false, 7);
+    assert_eq!(f.on_done(7).cmds.first(), Some(&Command::Count(Metric::StoreSkipped)));
+}
+
+#[test]
+fn client_gone_before_the_upstream_answered_is_a_skipped_store() {
+    let mut f = Flow::new(policy(serde_json::json!({})));
+    to_search(&mut f, "hello", serde_json::json!({}));
+    f.on_redis_reply(Some(&redis("*1\r\n:0\r\n")), 1);
+    assert_eq!(f.on_done(1).cmds, vec![Command::Count(Metric::StoreSkipped)]);
+    // a bypass or a hit has no store outcome
+    let mut f = Flow::new(policy(serde_json::json!({})));
+    assert!(f.on_done(1).cmds.is_empty());
 }
 
 #[test]

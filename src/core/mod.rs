@@ -13,6 +13,7 @@ pub mod headers;
 pub mod key;
 pub mod log;
 pub mod metrics;
+pub mod panic_log;
 pub mod policy;
 pub mod purge;
 pub mod redis;

@@ -341,8 +341,10 @@ impl<H: Host> Stream<H> {
     }
 
     pub fn on_log(&mut self) {
-        if let Some(f) = self.flow.as_mut() {
-            f.on_done();
-        }
+        // A lookup cut short by the client is not a lookup time worth reporting.
+        self.lookup_started = None;
+        let now = self.host.now_secs();
+        let step = self.flow_step(|f| f.on_done(now));
+        self.run(step);
     }
 }

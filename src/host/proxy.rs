@@ -209,6 +209,8 @@ impl Context for StreamCtx {
 
 impl HttpContext for StreamCtx {
     fn on_http_request_headers(&mut self, _n: usize, end_of_stream: bool) -> WasmAction {
+        #[cfg(feature = "panic-probe")]
+        panic_probe();
         action(self.0.on_request_headers(end_of_stream))
     }
 
@@ -230,5 +232,14 @@ impl HttpContext for StreamCtx {
 
     fn on_log(&mut self) {
         self.0.on_log();
+    }
+}
+
+/// Test-only (feature `panic-probe`): panics on a request carrying `x-semantic-cache-panic-probe`.
+#[cfg(feature = "panic-probe")]
+#[allow(clippy::panic)]
+fn panic_probe() {
+    if let Ok(Some(v)) = hostcalls::get_map_value(MapType::HttpRequestHeaders, "x-semantic-cache-panic-probe") {
+        panic!("panic probe requested ({} bytes)", v.len());
     }
 }

@@ -321,3 +321,33 @@ fn root_checks_and_creates_the_index() {
     let (_, create) = dispatched(&host.take());
     assert!(create.contains("FT.CREATE"));
 }
+
+#[test]
+fn complete_answer_without_end_of_stream_is_stored_at_log() {
+    // The client left after the last byte of the answer but before the upstream's end of stream
+    // reached the filter: `on_log` judges the capture and the store still goes to the root queue.
+    let (host, root) = configured(POLICY);
+    let mut s = chat_stream(&host, &root);
+    s.on_request_body(BODY.len(), true);
+    let events = host.take();
+    let (t1, _) = dispatched_to(&events, "redis");
+    let (t2, _) = dispatched_to(&events, "embedding");
+    answer(&host, &mut s, t1, Some(redis(NIL4)));
+    let events = answer(&host, &mut s, t2, Some((200, EMBED_OK.as_bytes().to_vec())));
+    let (t3, _) = dispatched(&events);
+    answer(&host, &mut s, t3, Some(redis("*1\r\n:0\r\n")));
+    let mut rh = host.response_headers.borrow_mut();
+    rh.insert(":status".into(), "200".into());
+    rh.insert("content-type".into(), "application/json".into());
+    drop(rh);
+    s.on_response_headers(false);
+    host.take();
+    host.buffers.borrow_mut().insert(Buffer::ResponseBody, COMPLETION.as_bytes().to_vec());
+    assert_eq!(s.on_response_body(COMPLETION.len(), false), Action::Continue);
+    assert!(host.take().is_empty());
+    s.on_log();
+    let events = host.take();
+    assert!(matches!(events.as_slice(), [Event::Enqueue(_)]), "{events:?}");
+    s.on_log();
+    assert!(host.take().is_empty(), "one store outcome per miss");
+}

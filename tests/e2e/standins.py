@@ -9,6 +9,10 @@
   ``mistral`` = ``POST /v1/embeddings`` with ``Authorization: Bearer`` and list input),
   returning deterministic hashed bag-of-words vectors (see ``bow_embed``).
 
+Faults (all off by default, reset between tests): ``status``, ``delay``, ``fault`` (``reset``,
+``truncated``; or per request with the header ``x-standin-fault``); LLM: ``x-standin-status``
+header, ``done_tail_delay``, ``answer``; embeddings: ``answer_dim``, ``echo_credentials``.
+
 Every stand-in runs a ``ThreadingHTTPServer`` on 127.0.0.1 on a free port in a daemon thread,
 records every request (path, headers, parsed JSON body) and can be reset between tests.
 """
@@ -18,6 +22,8 @@ import hashlib
 import json
 import math
 import re
+import socket
+import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -77,6 +83,10 @@ class _StandIn:
         self.aborted: list[dict] = []  # requests whose body never fully arrived (reset by Envoy)
         self.status: int | None = None  # force this HTTP status (e.g. 500, 429)
         self.delay: float = 0.0  # sleep before answering (seconds)
+        # "reset": close the connection with a TCP RST instead of answering; "truncated": a 200 whose
+        # body stops half-way (content-length promises more) and the connection closes.
+        # The request header `x-standin-fault` selects one per request (it wins over this setting).
+        self.fault: str | None = None
         standin = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -109,6 +119,7 @@ class _StandIn:
             self.aborted.clear()
         self.status = None
         self.delay = 0.0
+        self.fault = None
 
     @property
     def calls(self) -> int:
@@ -174,6 +185,27 @@ class _StandIn:
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         raise NotImplementedError
 
+    def _fault(self, h: BaseHTTPRequestHandler, rec: dict) -> str | None:
+        return rec["headers"].get("x-standin-fault") or self.fault
+
+    @staticmethod
+    def _reset(h: BaseHTTPRequestHandler) -> None:
+        """Abort the connection with a TCP RST (SO_LINGER 0) without answering."""
+        h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        h.connection.close()
+        h.close_connection = True
+
+    @staticmethod
+    def _send_truncated(h: BaseHTTPRequestHandler, obj) -> None:
+        data = json.dumps(obj).encode()
+        h.send_response(200)
+        h.send_header("content-type", "application/json")
+        h.send_header("content-length", str(len(data)))
+        h.end_headers()
+        h.wfile.write(data[: len(data) // 2])
+        h.wfile.flush()
+        h.close_connection = True
+
 
 def _read_chunked(f) -> bytes:
     out = b""
@@ -212,7 +244,10 @@ class LlmStandIn(_StandIn):
 
     Switches (reset by ``reset()``): ``status`` (answer this status with an error body),
     ``delay`` (seconds before answering), ``tool_calls`` (answer with a tool call),
-    ``stream_chunk_delay`` (seconds between SSE chunks).
+    ``stream_chunk_delay`` (seconds between SSE chunks), ``done_tail_delay`` (seconds between the
+    ``data: [DONE]`` chunk and the terminating chunk of a stream), ``answer`` (this content instead
+    of the echo), ``fault`` (see ``_StandIn``; ``"reset-mid-stream"`` resets a stream after two
+    events).
     """
 
     name = "llm-standin"
@@ -220,12 +255,16 @@ class LlmStandIn(_StandIn):
     def __init__(self) -> None:
         self.tool_calls = False
         self.stream_chunk_delay = 0.0
+        self.done_tail_delay = 0.0
+        self.answer: str | None = None
         super().__init__()
 
     def reset(self) -> None:
         super().reset()
         self.tool_calls = False
         self.stream_chunk_delay = 0.0
+        self.done_tail_delay = 0.0
+        self.answer = None
 
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         rec = self._read(h)
@@ -235,19 +274,29 @@ class LlmStandIn(_StandIn):
             return self._send_json(h, 404, _error_body(404, f"no route {h.command} {path}"))
         if self.delay:
             time.sleep(self.delay)
-        if self.status is not None:
-            return self._send_json(h, self.status, _error_body(self.status, "forced by test"),
+        fault = self._fault(h, rec)
+        if fault == "reset":
+            return self._reset(h)
+        status = int(rec["headers"].get("x-standin-status") or 0) or self.status
+        if status is not None:
+            return self._send_json(h, status, _error_body(status, "forced by test"),
                                    {"x-standin-call": str(n)})
         body = rec["json"]
         if not isinstance(body, dict):
             return self._send_json(h, 400, _error_body(400, "body is not JSON"))
         m = _AZURE_CHAT.match(path)
         model = body.get("model") or (m.group(1) if m else "unknown")
-        text = "echo: " + last_user_text(body)
+        text = self.answer if self.answer is not None else "echo: " + last_user_text(body)
+        if fault == "truncated" and not body.get("stream"):
+            return self._send_truncated(h, {"id": f"chatcmpl-standin-{n}", "object": "chat.completion",
+                                            "created": 1, "model": model, "choices": [
+                                                {"index": 0, "message": {"role": "assistant", "content": text},
+                                                 "finish_reason": "stop"}]})
         cid = f"chatcmpl-standin-{n}"
         created = 1700000000 + n
         usage = {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}
         if body.get("stream"):
+            h.standin_cut = fault == "reset-mid-stream"  # read by _stream (subclasses keep its signature)
             return self._stream(h, body, cid, created, model, text, usage, n)
         if self.tool_calls:
             message = {
@@ -267,6 +316,7 @@ class LlmStandIn(_StandIn):
         self._send_json(h, 200, resp, {"x-standin-call": str(n)})
 
     def _stream(self, h, body, cid, created, model, text, usage, n) -> None:
+        cut = getattr(h, "standin_cut", False)
         h.send_response(200)
         h.send_header("content-type", "text/event-stream")
         h.send_header("cache-control", "no-cache")
@@ -296,11 +346,15 @@ class LlmStandIn(_StandIn):
             events.append({"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
                            "choices": [], "usage": usage})
         try:
-            for e in events:
+            for i, e in enumerate(events):
+                if cut and i == 2:
+                    return self._reset(h)
                 self._write_chunk(h, b"data: " + json.dumps(e).encode() + b"\n\n")
                 if self.stream_chunk_delay:
                     time.sleep(self.stream_chunk_delay)
             self._write_chunk(h, b"data: [DONE]\n\n")
+            if self.done_tail_delay:
+                time.sleep(self.done_tail_delay)
             h.wfile.write(b"0\r\n\r\n")
             h.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
@@ -322,8 +376,15 @@ class EmbeddingStandIn(_StandIn):
         self.flavor = flavor
         self.api_key = api_key
         self.dim = dim
+        self.answer_dim: int | None = None  # answer vectors of this size instead of `dim`
+        self.echo_credentials = False  # error bodies quote the credentials received (as some providers do)
         self.name = f"embed-{flavor}-standin"
         super().__init__()
+
+    def reset(self) -> None:
+        super().reset()
+        self.answer_dim = None
+        self.echo_credentials = False
 
     def url(self, deployment: str = "embed", api_version: str = "2024-10-21") -> str:
         """The URL to put in the policy (``embedding.url``)."""
@@ -353,8 +414,15 @@ class EmbeddingStandIn(_StandIn):
             return self._send_json(h, 401, _error_body(401, "bad or missing credentials"))
         if self.delay:
             time.sleep(self.delay)
+        fault = self._fault(h, rec)
+        if fault == "reset":
+            return self._reset(h)
         if self.status is not None:
-            return self._send_json(h, self.status, _error_body(self.status, "forced by test"))
+            msg = "forced by test"
+            if self.echo_credentials:
+                cred = rec["headers"].get("api-key") or rec["headers"].get("authorization", "")
+                msg = f"Incorrect API key provided: {cred}"
+            return self._send_json(h, self.status, _error_body(self.status, msg))
         body = rec["json"]
         if not isinstance(body, dict) or "input" not in body:
             return self._send_json(h, 400, _error_body(400, "missing input"))
@@ -366,7 +434,7 @@ class EmbeddingStandIn(_StandIn):
         if not isinstance(inputs, list) or not all(isinstance(x, str) for x in inputs):
             return self._send_json(h, 400, _error_body(400, "input must be a string or a list of strings"))
         model = body.get("model") or "standin-embed"
-        data = [{"object": "embedding", "embedding": bow_embed(t, self.dim), "index": i}
+        data = [{"object": "embedding", "embedding": bow_embed(t, self.answer_dim or self.dim), "index": i}
                 for i, t in enumerate(inputs)]
         ntok = sum(len(t.split()) for t in inputs)
         resp = {"object": "list", "data": data, "model": model,
@@ -374,6 +442,8 @@ class EmbeddingStandIn(_StandIn):
         if self.flavor == "mistral":
             resp = {"id": f"embd-{self.calls}", **resp,
                     "usage": {"prompt_tokens": ntok, "total_tokens": ntok, "completion_tokens": 0}}
+        if fault == "truncated":
+            return self._send_truncated(h, resp)
         self._send_json(h, 200, resp)
 
 
