@@ -96,6 +96,11 @@ def assert_accounted(envoy, timeout: float = 10.0) -> None:
         time.sleep(0.05)
 
 
+def fm_index(redis: RedisServer) -> str:
+    """The `fm` site's index: its configured name plus the embedding fingerprint (harness.store_names)."""
+    return next((i for i in redis.indexes() if i.startswith("sc_fm_idx_")), "")
+
+
 def stored_entries(redis: RedisServer, site: str) -> dict[str, dict]:
     out = {}
     for k in redis.keys(f"sc_{site}:*"):
@@ -156,7 +161,7 @@ def test_redis_killed_and_restarted_mid_run(envoy, llm, fredis):
         assert time.monotonic() < deadline, f"hits never came back after the restart: {explain(r)}"
         time.sleep(0.1)
     assert envoy.proc.pid == pid, "hits came back without restarting Envoy"
-    assert "sc_fm_idx" in fredis.indexes()
+    assert fm_index(fredis)
     assert_entries_sound(fredis, "fm")
 
 
@@ -249,7 +254,8 @@ def test_index_dropped_while_running(envoy, llm, fredis):
     assert_status(ask(envoy, "fm", a), "MISS")
     wait_entries(fredis, "fm", 1)
     assert_status(ask(envoy, "fm", b), "HIT", match="semantic")
-    assert fredis.command("FT.DROPINDEX", "sc_fm_idx") == "OK"
+    index = fm_index(fredis)
+    assert fredis.command("FT.DROPINDEX", index) == "OK"
     assert_status(ask(envoy, "fm", a), "HIT", match="exact")
     q = "Describe the water cycle for children"
     r = ask(envoy, "fm", q)
@@ -258,7 +264,7 @@ def test_index_dropped_while_running(envoy, llm, fredis):
     wait_entries(fredis, "fm", 2)
     # FT.CREATE indexes the hashes already there in the background: wait for that scan
     deadline = time.monotonic() + 10
-    while not index_holds(fredis, "sc_fm_idx", 2):
+    while not index_holds(fredis, index, 2):
         assert time.monotonic() < deadline, fredis.indexes()
         time.sleep(0.05)
     assert_status(ask(envoy, "fm", b), "HIT", match="semantic")
