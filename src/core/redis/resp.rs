@@ -10,6 +10,8 @@ use redis_protocol::resp2::encode::encode_borrowed;
 use redis_protocol::resp2::types::{BorrowedFrame, OwnedFrame};
 use thiserror::Error;
 
+use crate::core::redis::nesting;
+
 /// Connection settings that turn into the pipeline preamble.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RedisConn {
@@ -134,6 +136,8 @@ fn from_frame(frame: OwnedFrame) -> Reply {
 
 /// Decodes every frame of a concatenated reply stream.
 pub fn parse_replies(bytes: &[u8]) -> Result<Vec<Reply>, RespError> {
+    // The decoder recurses per nesting level: bound it first (see nesting.rs).
+    nesting::check_depth(bytes, nesting::MAX_DEPTH)?;
     let mut out = Vec::new();
     let mut rest = bytes;
     while !rest.is_empty() {
