@@ -277,7 +277,8 @@ pub fn headers(data: &[u8]) {
     assert!((0.0..=s.max_threshold).contains(&d.threshold), "threshold {} beyond the operator's limit", d.threshold);
     assert!(d.ttl_secs > 0 && d.ttl_secs <= s.max_ttl_secs.max(s.ttl_secs), "ttl {}", d.ttl_secs);
     assert!(!d.user_key.is_empty());
-    let tag = partition_tag(&PartitionInputs { model: "m", tenant: None, route: None, user_key: &d.user_key, context: "" });
+    let tag =
+        partition_tag(&PartitionInputs { model: "m", tenant: None, route: None, user_key: &d.user_key, context: "" });
     assert!(tag.len() == 32 && tag.bytes().all(|b| b.is_ascii_hexdigit()));
 }
 
@@ -521,7 +522,10 @@ pub fn flow(data: &[u8]) {
         let step: Step = match ev {
             Event::RequestHeaders { get, path, eos, mismatch, headers } => {
                 let lookup = |name: &str| {
-                    headers.iter().find(|(h, _)| HEADERS[usize::from(*h) % HEADERS.len()] == name).map(|(_, v)| v.clone())
+                    headers
+                        .iter()
+                        .find(|(h, _)| HEADERS[usize::from(*h) % HEADERS.len()] == name)
+                        .map(|(_, v)| v.clone())
                 };
                 let meta = RequestMeta {
                     method: if *get { "GET" } else { "POST" },

@@ -48,7 +48,8 @@ fn seed_corpora_pass() {
 fn every_target_has_seeds_or_findings() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     for (name, _) in TARGETS {
-        let n = files(&root.join("fuzz/seeds").join(name)).len() + files(&root.join("src/core/testdata/fuzz").join(name)).len();
+        let n = files(&root.join("fuzz/seeds").join(name)).len()
+            + files(&root.join("src/core/testdata/fuzz").join(name)).len();
         assert!(n > 0, "fuzz target {name} has no seed corpus");
         assert!(root.join("fuzz/fuzz_targets").join(format!("{name}.rs")).is_file(), "no fuzz/fuzz_targets/{name}.rs");
     }
