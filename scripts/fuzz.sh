@@ -61,6 +61,7 @@ for t in "${TARGETS[@]}"; do
     rate=$(grep -oE 'exec/s: [0-9]+' "$log" | tail -1 | grep -oE '[0-9]+')
     cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1 | grep -oE '[0-9]+')
     slow=$(grep -oE 'Slowest unit: [0-9]+ s' "$log" | grep -oE '[0-9]+' | sort -n | tail -1)
+    rss=$(grep -oE 'stat::peak_rss_mb: *[0-9]+' "$log" | tail -1 | grep -oE '[0-9]+$')
     corpus=$(find "corpus/$t" -type f | wc -l)
     outcome=ok
     if grep -q 'ERROR: libFuzzer: out-of-memory\|malloc(.*) exceeds limit\|ERROR: libFuzzer: malloc limit' "$log"; then
@@ -76,12 +77,12 @@ for t in "${TARGETS[@]}"; do
         failed=1
         outcome="$outcome (artifacts/$t, logs/$t.log)"
     fi
-    rows+=("| $t | ${execs:-?} | ${rate:-?} | ${cov:-?} | $corpus | ${slow:-<1} | $outcome |")
+    rows+=("| $t | ${execs:-?} | ${rate:-?} | ${cov:-?} | $corpus | ${slow:-<1} | ${rss:-?} | $outcome |")
 done
 
 table=$(
-    echo "| target | executions | exec/s (last) | coverage | corpus | slowest input (s) | outcome |"
-    echo "|---|---:|---:|---:|---:|---:|---|"
+    echo "| target | executions | exec/s (last) | coverage | corpus | slowest input (s) | peak RSS (MB) | outcome |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---|"
     printf '%s\n' "${rows[@]}"
 )
 echo
