@@ -30,10 +30,12 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 # FUZZ_STABLE=1 forces the stable fallback (to check it where a nightly exists).
 if [ "${FUZZ_STABLE:-0}" != 1 ] && rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+    TOOLCHAIN=nightly
     FUZZ=(cargo +nightly fuzz)
 else
     echo "fuzz: no nightly toolchain (or FUZZ_STABLE=1); using stable with RUSTC_BOOTSTRAP=1" >&2
     export RUSTC_BOOTSTRAP=1
+    TOOLCHAIN=stable
     FUZZ=(cargo +stable fuzz)
 fi
 
@@ -92,11 +94,11 @@ if [ -n "${FUZZ_RESULTS:-}" ]; then
         echo "# Fuzzing results"
         echo
         echo "\`make fuzz\` on $(date -u '+%Y-%m-%d %H:%M UTC'), ${SECONDS_PER} s per target, $(nproc) CPU(s),"
-        echo "$("${FUZZ[@]:0:2}" rustc --version 2>/dev/null || rustc --version), -rss_limit_mb=$RSS_MB, -timeout=$TIMEOUT s."
+        echo "$(rustc "+$TOOLCHAIN" --version)${RUSTC_BOOTSTRAP:+ (RUSTC_BOOTSTRAP=1)}, -rss_limit_mb=$RSS_MB, -timeout=$TIMEOUT s."
         echo "Executions: libFuzzer's final \`stat::number_of_executed_units\` per target."
         echo
         echo "$table"
-    } >"$ROOT/$FUZZ_RESULTS"
+    } >"$(cd "$ROOT" && realpath -m "$FUZZ_RESULTS")"
     echo "fuzz: wrote $FUZZ_RESULTS" >&2
 fi
 exit $failed
