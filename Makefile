@@ -23,7 +23,7 @@ export EMBED_PROVIDER EMBED_URL EMBED_API_KEY EMBED_MODEL EMBED_DIMENSIONS
 
 PYTEST_ARGS ?=
 
-.PHONY: help install build build-static build-local lint test test-rust test-e2e up down status demo wasm-image bench bench-load bench-scale bench-cache bench-embed bench-quality eval clean distclean soak
+.PHONY: help install build build-static build-local lint test test-rust test-e2e up down status demo wasm-image bench bench-load bench-scale bench-cache bench-embed bench-quality eval clean distclean soak fuzz fuzz-short
 
 help:
 	@echo "make install      idempotent install into .local/ (venv, envoy, redis-server, redisearch.so)"
@@ -42,6 +42,8 @@ help:
 	@echo "make bench-quality  hit / false-hit rates of the local model candidates (bench/quality, ~3 min)"
 	@echo "make eval         hit / false-hit rates of the cache decision (threshold, exact tier, verifier) per category"
 	@echo "                  on fow-cache + bench/quality/data/pairs_own.jsonl; tables + PNG (bench/quality/eval_*)"
+	@echo "make fuzz         every cargo-fuzz target of fuzz/ for FUZZ_SECONDS (50) each, ~10 min: table + fuzz/results.md"
+	@echo "make fuzz-short   the same for 15 s per target (CI); FUZZ_TARGETS=\"resp flow\" picks targets"
 	@echo "make clean        cargo clean, build/, .local/run/ (distclean also removes .local/)"
 
 install:
@@ -61,7 +63,7 @@ build-local:
 # Native builds with all features share target/local with scripts/build-local.sh (tract is big).
 LOCAL_TARGET := $(ROOT)/target/local
 
-test: install build build-local lint test-rust test-e2e
+test: install build build-local lint test-rust fuzz-short test-e2e
 
 lint:
 	rustup component add rustfmt clippy >/dev/null 2>&1 || true
@@ -133,3 +135,11 @@ distclean: clean
 SOAK_ARGS ?=
 soak: install build
 	$(VENV)/bin/python bench/soak/soak.py $(SOAK_ARGS)
+
+# Fuzzing (scripts/fuzz.sh; README "Fuzzing"): cargo-fuzz on nightly, or stable with RUSTC_BOOTSTRAP=1.
+FUZZ_TARGETS ?=
+fuzz:
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-50} FUZZ_RESULTS=fuzz/results.md scripts/fuzz.sh $(FUZZ_TARGETS)
+
+fuzz-short:
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-15} scripts/fuzz.sh $(FUZZ_TARGETS)

@@ -240,6 +240,13 @@ fn validate(v: &Value, rules: &StoreRules) -> Result<String, NotStored> {
     if tool_calls && !rules.allow_tool_calls {
         return Err(NotStored::ToolCalls);
     }
+    // What a hit replays as SSE (entry::render_sse) needs: without it the entry could answer JSON
+    // requests only and every stream request would fail on it (found by fuzz target `capture`).
+    if ["id", "created"].iter().any(|k| obj.get(*k).is_none_or(Value::is_null))
+        || message.get("tool_calls").and_then(Value::as_array).is_some_and(|t| !t.iter().all(Value::is_object))
+    {
+        return Err(NotStored::NotChatCompletion);
+    }
     // A refusal or an empty answer is not worth replaying to other users.
     if !tool_calls && !has_content(message.get("content")) {
         return Err(NotStored::Empty);

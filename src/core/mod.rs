@@ -9,6 +9,10 @@ pub mod embed;
 pub mod entry;
 pub mod facts;
 pub mod flow;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzz_checks;
+#[cfg(test)]
+mod fuzz_regressions;
 pub mod headers;
 pub mod key;
 pub mod log;

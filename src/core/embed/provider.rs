@@ -58,10 +58,13 @@ pub fn parse_response(status: u16, body: &[u8], want_dims: usize) -> Result<Vec<
     let mut out = Vec::with_capacity(arr.len());
     for x in arr {
         let f = x.as_f64().ok_or(EmbedError::Malformed("non-numeric embedding value"))?;
+        // Checked after the cast: a finite f64 beyond f32's range (1e39) becomes infinity, and an
+        // infinite component makes every cosine distance NaN (found by fuzz target `embed_response`).
+        let f = f as f32;
         if !f.is_finite() {
             return Err(EmbedError::Malformed("non-finite embedding value"));
         }
-        out.push(f as f32);
+        out.push(f);
     }
     if out.len() != want_dims {
         return Err(EmbedError::Dimensions { got: out.len(), want: want_dims });
@@ -122,6 +125,11 @@ mod tests {
         assert!(matches!(
             parse_response(200, br#"{"data":[{"embedding":["a",0,0]}]}"#, 3),
             Err(EmbedError::Malformed(_))
+        ));
+        // Finite as f64, infinite as f32.
+        assert!(matches!(
+            parse_response(200, br#"{"data":[{"embedding":[1e39,0,0]}]}"#, 3),
+            Err(EmbedError::Malformed("non-finite embedding value"))
         ));
     }
 }

@@ -10,6 +10,7 @@ use redis_protocol::resp2::encode::encode_borrowed;
 use redis_protocol::resp2::types::{BorrowedFrame, OwnedFrame};
 use thiserror::Error;
 
+use crate::core::redis::nesting;
 use crate::core::savings::{self, Savings};
 
 /// Connection settings that turn into the pipeline preamble.
@@ -136,6 +137,8 @@ fn from_frame(frame: OwnedFrame) -> Reply {
 
 /// Decodes every frame of a concatenated reply stream.
 pub fn parse_replies(bytes: &[u8]) -> Result<Vec<Reply>, RespError> {
+    // The decoder recurses per nesting level: bound it first (see nesting.rs).
+    nesting::check_depth(bytes, nesting::MAX_DEPTH)?;
     let mut out = Vec::new();
     let mut rest = bytes;
     while !rest.is_empty() {
