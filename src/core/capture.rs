@@ -251,6 +251,11 @@ fn validate(v: &Value, rules: &StoreRules) -> Result<String, NotStored> {
     if !tool_calls && !has_content(message.get("content")) {
         return Err(NotStored::Empty);
     }
+    answer_model(obj)
+}
+
+/// The `model` a stored answer names (every API's answer does); without one it is not stored.
+pub(crate) fn answer_model(obj: &serde_json::Map<String, Value>) -> Result<String, NotStored> {
     obj.get("model")
         .and_then(Value::as_str)
         .filter(|m| !m.is_empty())

@@ -110,13 +110,22 @@ pub fn normalize_text(s: &str) -> String {
 /// is not text (an image or audio the embedding would not see).
 fn content_text(content: &Value) -> Option<String> {
     match content {
-        Value::String(s) => Some(s.clone()),
         Value::Null => Some(String::new()),
+        c => text_parts(c, &["text"]),
+    }
+}
+
+/// Text of a `content` that is a string or an array of `{"type", "text"}` parts, joined by
+/// newlines; `None` when a part's type is not one of `text_types` (every API names its text parts
+/// its own way) or the content is neither.
+pub(crate) fn text_parts(content: &Value, text_types: &[&str]) -> Option<String> {
+    match content {
+        Value::String(s) => Some(s.clone()),
         Value::Array(parts) => {
             let mut texts = Vec::with_capacity(parts.len());
             for p in parts {
                 match (p.get("type").and_then(Value::as_str), p.get("text").and_then(Value::as_str)) {
-                    (Some("text"), Some(t)) => texts.push(t),
+                    (Some(ty), Some(t)) if text_types.contains(&ty) => texts.push(t),
                     _ => return None,
                 }
             }

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 
 use super::{body_object, canonical_value, named_event, pick, split_turns, stored_object, Turn};
-use crate::core::capture::{NotStored, StoreRules};
+use crate::core::capture::{answer_model, NotStored, StoreRules};
 use crate::core::entry::{pieces, EntryError, PIECE_CHARS};
-use crate::core::request::{ChatRequest, RequestError};
+use crate::core::request::{text_parts, ChatRequest, RequestError};
 use crate::core::sse::SseEvent;
 
 /// Fields that change the answer besides the messages. Sampling (`temperature`, `top_p`,
@@ -32,20 +32,7 @@ const STORABLE_STOP: &[&str] = &["end_turn", "max_tokens", "stop_sequence", "too
 
 /// Text of a message's `content` (a string or content blocks); `None` when a block is not text.
 fn content_text(content: &Value) -> Option<String> {
-    match content {
-        Value::String(s) => Some(s.clone()),
-        Value::Array(blocks) => {
-            let mut texts = Vec::with_capacity(blocks.len());
-            for b in blocks {
-                match (b.get("type").and_then(Value::as_str), b.get("text").and_then(Value::as_str)) {
-                    (Some("text"), Some(t)) => texts.push(t),
-                    _ => return None,
-                }
-            }
-            Some(texts.join("\n"))
-        }
-        _ => None,
-    }
+    text_parts(content, &["text"])
 }
 
 pub fn parse(
@@ -198,11 +185,7 @@ pub fn validate(v: &Value, rules: &StoreRules) -> Result<String, NotStored> {
     if !tools && !text {
         return Err(NotStored::Empty);
     }
-    obj.get("model")
-        .and_then(Value::as_str)
-        .filter(|m| !m.is_empty())
-        .map(str::to_string)
-        .ok_or(NotStored::NotChatCompletion)
+    answer_model(obj)
 }
 
 /// Replays a stored `message` as Anthropic's event stream: text in ~20-char `text_delta`s,

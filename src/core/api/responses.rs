@@ -14,9 +14,9 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use super::{body_object, canonical_value, named_event, pick, split_turns, stored_object, Turn};
-use crate::core::capture::{NotStored, StoreRules};
+use crate::core::capture::{answer_model, NotStored, StoreRules};
 use crate::core::entry::{pieces, EntryError, PIECE_CHARS};
-use crate::core::request::{ChatRequest, RequestError};
+use crate::core::request::{text_parts, ChatRequest, RequestError};
 use crate::core::sse::SseEvent;
 
 /// Fields that change the answer besides the input. Sampling (`temperature`, `top_p`) is left out
@@ -40,20 +40,7 @@ const REPLAYABLE_ITEMS: &[&str] = &["message", "reasoning", "function_call"];
 
 /// Text of an input item's `content`: a string or `input_text`/`output_text` parts.
 fn content_text(content: &Value) -> Option<String> {
-    match content {
-        Value::String(s) => Some(s.clone()),
-        Value::Array(parts) => {
-            let mut texts = Vec::with_capacity(parts.len());
-            for p in parts {
-                match (p.get("type").and_then(Value::as_str), p.get("text").and_then(Value::as_str)) {
-                    (Some("input_text" | "output_text" | "text"), Some(t)) => texts.push(t),
-                    _ => return None,
-                }
-            }
-            Some(texts.join("\n"))
-        }
-        _ => None,
-    }
+    text_parts(content, &["input_text", "output_text", "text"])
 }
 
 pub fn parse(
@@ -183,11 +170,7 @@ pub fn validate(v: &Value, rules: &StoreRules) -> Result<String, NotStored> {
     if !tools && !text {
         return Err(NotStored::Empty);
     }
-    obj.get("model")
-        .and_then(Value::as_str)
-        .filter(|m| !m.is_empty())
-        .map(str::to_string)
-        .ok_or(NotStored::NotChatCompletion)
+    answer_model(obj)
 }
 
 struct Events {
