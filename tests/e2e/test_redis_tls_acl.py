@@ -96,25 +96,7 @@ class AclRedis(RedisServer):
         super().__init__()
         self.aclfile = self.dir / "users.acl"
         shutil.copy(aclfile, self.aclfile)
-
-    def start(self, timeout: float = 10.0) -> None:
-        cmd = [binary("REDIS_BIN"), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-               "--appendonly", "no", "--dir", str(self.dir), "--logfile", str(self.log),
-               "--loadmodule", binary("REDISEARCH_SO"), "--aclfile", str(self.aclfile)]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited ({self.proc.returncode}):\n{self.log_text()}")
-            try:
-                if self.command("PING") == "PONG":
-                    return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"redis-server did not answer PING:\n{self.log_text()}")
-            time.sleep(0.05)
+        self.extra_args = ("--aclfile", str(self.aclfile))
 
     def pipeline(self, *commands) -> list:
         return super().pipeline(("AUTH", ADMIN_USER, ADMIN_PASSWORD), *commands)[1:]
