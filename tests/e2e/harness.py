@@ -494,6 +494,16 @@ def policy_for(site: str, embed, *, threshold: float = 0.15, ttl: int = 3600, cl
     return p
 
 
+# Prompt geometry under the bag-of-words embedding stand-in (asserted by the tests that use it).
+BASE = "Explain how photosynthesis converts sunlight into chemical energy"
+NEAR = "Explain how photosynthesis actually converts sunlight into chemical energy"  # ~0.065
+MID = "Just explain how photosynthesis actually really converts sunlight into chemical energy"  # ~0.163
+FAR = "photosynthesis sunlight energy"  # ~0.345
+UNRELATED = "Recommend a good recipe for sourdough pizza dough"
+
+REWRITE_TO_V1 = {"pattern": {"regex": "^.*(/v1/chat/completions)$"}, "substitution": "\\1"}
+
+
 def store_names(policy: dict) -> tuple[str, str]:
     """(index, key prefix) the filter uses for `policy`: the configured names plus the embedding
     fingerprint (src/core/policy.rs `embedding_fingerprint`; `local` assumes the default build)."""

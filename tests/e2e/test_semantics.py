@@ -30,6 +30,7 @@ import pytest
 import requests
 
 import harness
+from harness import BASE, FAR, MID, NEAR, REWRITE_TO_V1, UNRELATED  # prompt geometry (bag-of-words stand-in)
 from harness import Site, assert_status, cache, chat_body, explain, policy_for, wait_counter, wait_stored
 from standins import cosine_distance
 
@@ -47,14 +48,6 @@ LOOSE = 0.30
 FAQ_MAX = 0.40
 TEMPLATE_TTL = 77
 
-# prompt geometry (asserted in the tests that use it)
-BASE = "Explain how photosynthesis converts sunlight into chemical energy"
-NEAR = "Explain how photosynthesis actually converts sunlight into chemical energy"  # ~0.065
-MID = "Just explain how photosynthesis actually really converts sunlight into chemical energy"  # ~0.163
-FAR = "photosynthesis sunlight energy"  # ~0.345
-UNRELATED = "Recommend a good recipe for sourdough pizza dough"
-
-REWRITE_TO_V1 = {"pattern": {"regex": "^.*(/v1/chat/completions)$"}, "substitution": "\\1"}
 
 
 # ------------------------------------------------------------------------------------------------

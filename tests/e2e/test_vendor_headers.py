@@ -19,6 +19,7 @@ from functools import partial
 import pytest
 
 import harness
+from harness import BASE, FAR, MID, NEAR, REWRITE_TO_V1, UNRELATED  # prompt geometry (bag-of-words stand-in)
 from harness import Site, assert_status, explain, policy_for, static_cluster, wait_stored
 from standins import LlmStandIn, cosine_distance
 
@@ -32,13 +33,6 @@ MAX_THRESHOLD = 0.30
 TTL = 300
 MAX_TTL = 600
 
-BASE = "Explain how photosynthesis converts sunlight into chemical energy"
-NEAR = "Explain how photosynthesis actually converts sunlight into chemical energy"  # ~0.065
-MID = "Just explain how photosynthesis actually really converts sunlight into chemical energy"  # ~0.163
-FAR = "photosynthesis sunlight energy"  # ~0.345
-UNRELATED = "Recommend a good recipe for sourdough pizza dough"
-
-REWRITE_TO_V1 = {"pattern": {"regex": "^.*(/v1/chat/completions)$"}, "substitution": "\\1"}
 VENDOR_STATUS = ("x-semantic-cache", "cf-aig-cache-status")
 
 
