@@ -282,6 +282,9 @@ def main() -> int:
         print(f"{wasm} missing: run `make build` (make demo does)", file=sys.stderr)
         return 1
     signal.signal(signal.SIGTERM, _sigterm)
+    # Ctrl-C stops the demo even when it was started with SIGINT ignored (a background job of a
+    # non-interactive shell inherits SIG_IGN, and Python then installs no KeyboardInterrupt handler).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     policy = json.loads(POLICY_FILE.read_text())
     policy["vectorStore"].update({"indexName": "demo_idx", "keyPrefix": "demo:"})
     redis = llm = envoy = None
