@@ -30,31 +30,26 @@ else
   log "warning: rustup not found; make sure the wasm32-wasip1 target is available"
 fi
 
-# --- wrk (load generator of `make bench`), from Debian's packages when missing ---
-if ! command -v wrk >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1; then
-    SUDO=""; [ "$(id -u)" = "0" ] || SUDO="sudo"
-    log "apt-get install wrk (load generator for make bench)"
-    $SUDO apt-get update -qq >/dev/null || log "warning: apt-get update failed"
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null \
-      || log "warning: could not install wrk; make bench needs it"
-  else
-    log "warning: wrk not found and no apt-get; install wrk for make bench"
+# Installs a Debian package when none of its commands is on PATH: apt_install <package> <what for> <command>...
+apt_install() {
+  local pkg="$1" purpose="$2" c
+  shift 2
+  for c in "$@"; do command -v "$c" >/dev/null 2>&1 && return 0; done
+  if ! command -v apt-get >/dev/null 2>&1; then
+    log "warning: $pkg not found and no apt-get; install $pkg ($purpose)"
+    return 0
   fi
-fi
+  local sudo=""; [ "$(id -u)" = "0" ] || sudo="sudo"
+  log "apt-get install $pkg ($purpose)"
+  $sudo apt-get update -qq >/dev/null || log "warning: apt-get update failed"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null \
+    || log "warning: could not install $pkg; $purpose needs it"
+}
 
-# --- stunnel4 (TLS in front of Redis and the LLM stand-in in tests/e2e/test_redis_tls_acl.py) ---
-if ! command -v stunnel4 >/dev/null 2>&1 && ! command -v stunnel >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1; then
-    SUDO=""; [ "$(id -u)" = "0" ] || SUDO="sudo"
-    log "apt-get install stunnel4 (TLS terminator for the Redis/LLM TLS tests)"
-    $SUDO apt-get update -qq >/dev/null || log "warning: apt-get update failed"
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq stunnel4 >/dev/null \
-      || log "warning: could not install stunnel4; the TLS tests need it"
-  else
-    log "warning: stunnel4 not found and no apt-get; install stunnel4 for the TLS tests"
-  fi
-fi
+# wrk: the load generator of `make bench` / `make soak`; stunnel4: TLS in front of Redis and the LLM stand-in
+# in tests/e2e/test_redis_tls_acl.py.
+apt_install wrk "the load generator of make bench" wrk
+apt_install stunnel4 "the Redis/LLM TLS tests" stunnel4 stunnel
 
 # --- Python venv ---
 if [ ! -x "$VENV/bin/python" ]; then
